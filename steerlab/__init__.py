@@ -1,3 +1,13 @@
 """steerlab: a reproducible lab for activation-steering research."""
 __version__ = "0.1.0"
+
 from .config import settings, seed_everything
+from .models import load_model, load_tokenizer, tiny_model
+from .sites import sites, parse_site
+from .hooks import Positions
+from .prompts import format_chat
+from .capture import capture
+from .steering import Add, Ablate, Rotate, Cap, Gate, Scale, HeadRank1, NeuronRank1, steer
+from .generate import generate
+from .editing import fold, orthogonalize, ablate_everywhere, edit_head, edit_neuron, head_write_direction, save_edited
+from .data import fetch, load, serve_mirror, files_for

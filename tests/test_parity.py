@@ -1,0 +1,230 @@
+"Parity: steering is exactly what it claims, on tiny models of every family and on the default model."
+import pytest
+import torch
+
+import steerlab as sl
+from steerlab.models import TINY_CONFIGS
+from steerlab.prompts import encode_batch
+from steerlab.sites import adapter, dims
+
+PROMPTS = ["The capital of France is", "Write a short poem about the sea and the", "Hi"]
+
+
+def no_hooks(model):
+    return not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.fixture(scope="module")
+def tiny(tokenizer):
+    return {arch: sl.tiny_model(arch, vocab_size=len(tokenizer)) for arch in TINY_CONFIGS}
+
+
+def logits(model, batch, **kw):
+    with torch.no_grad():
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     position_ids=batch["position_ids"], **kw).logits
+
+
+def cached_vs_full(model, tok, plan, positions, n_new=5):
+    "Max |logit| difference between steered cached decoding and a steered full recompute."
+    batch = encode_batch(tok, PROMPTS)
+    P = batch["input_ids"].shape[1]
+    with sl.steer(model, plan, positions=positions), torch.no_grad():
+        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=n_new,
+                             min_new_tokens=n_new, do_sample=False, output_logits=True, return_dict_in_generate=True,
+                             pad_token_id=tok.pad_token_id)
+    stepwise = torch.stack(out.logits, 1)  # (batch, n_new, vocab)
+    mask = torch.cat([batch["attention_mask"], torch.ones(len(PROMPTS), n_new, dtype=torch.long)], 1)
+    full = dict(input_ids=out.sequences, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+    with sl.steer(model, plan, positions=positions, prompt_len=P):
+        recomputed = logits(model, full)[:, P - 1:P - 1 + n_new]
+    assert no_hooks(model)
+    return (stepwise - recomputed).abs().max().item()
+
+
+# 1. zero steering leaves logits bit-identical
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_zero_vector_is_identity(tiny, tokenizer, arch):
+    m = tiny[arch]
+    batch = encode_batch(tokenizer, PROMPTS)
+    base = logits(m, batch)
+    plan = {f"blocks.{L}.hook_resid_post": sl.Add(torch.zeros(64), 5.0) for L in range(3)}
+    plan["blocks.1.hook_attn_out"] = sl.Add(torch.randn(64), 0.0)
+    with sl.steer(m, plan):
+        assert torch.equal(logits(m, batch), base)
+
+
+def test_zero_vector_is_identity_default(default_model):
+    model, tok = default_model
+    batch = encode_batch(tok, PROMPTS)
+    base = logits(model, batch)
+    with sl.steer(model, {"blocks.15.hook_resid_post": sl.Add(torch.zeros(576), 8.0)}):
+        assert torch.equal(logits(model, batch), base)
+
+
+# 2. cached decoding with steering equals recomputing the full sequence with the same steering
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+@pytest.mark.parametrize("positions", ["all", "generated", "prompt", "tokens"])
+def test_cached_decode_equals_full_recompute(tiny, tokenizer, arch, positions):
+    torch.manual_seed(0)
+    m = tiny[arch]
+    if positions == "tokens":
+        positions = sl.Positions.tokens(tokenizer(" the sea and")["input_ids"] + list(range(100, 30000)))
+    plan = {"blocks.1.hook_resid_post": sl.Add(torch.randn(64), 2.0),
+            "blocks.2.hook_resid_pre": sl.Ablate(torch.randn(64)),
+            "blocks.0.attn.hook_z": sl.Scale({1: 0.0})}
+    assert cached_vs_full(m, tokenizer, plan, positions) < 1e-4
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "gemma2"])
+def test_cached_decode_equals_full_recompute_gate_rotate_cap(tiny, tokenizer, arch):
+    torch.manual_seed(1)
+    m = tiny[arch]
+    plan = {"blocks.1.hook_resid_post": [sl.Gate(torch.randn(64), sl.Add(torch.randn(64), 3.0), threshold=-0.05, on="prompt"),
+                                         sl.Rotate(torch.randn(64), torch.randn(64), 40.0)],
+            "blocks.2.hook_resid_pre": sl.Cap(torch.randn(64), lo=-0.1, hi=0.1)}
+    if arch != "gpt2": plan["blocks.0.hook_resid_mid"] = sl.Gate(torch.randn(64), sl.Add(torch.randn(64), 1.0), threshold=0.0)
+    assert cached_vs_full(m, tokenizer, plan, "all") < 1e-4
+
+
+def test_cached_decode_equals_full_recompute_default(default_model):
+    model, tok = default_model
+    torch.manual_seed(0)
+    plan = {"blocks.10.hook_resid_post": sl.Add(torch.randn(576), 1.0),
+            "blocks.20.hook_resid_mid": sl.Rotate(torch.randn(576), torch.randn(576), 30.0)}
+    assert cached_vs_full(model, tok, plan, "generated", n_new=4) < 1e-4
+    assert cached_vs_full(model, tok, plan, sl.Positions.tokens(tok(" the a")["input_ids"]), n_new=4) < 1e-4
+
+
+# 3. left padding in a batch gives the same per-example results as running alone
+def test_padding_safe_capture_and_steering(default_model):
+    model, tok = default_model
+    sites = ["blocks.3.hook_resid_post", "blocks.12.attn.hook_z", "blocks.20.mlp.hook_post"]
+    together = sl.capture(model, tok, PROMPTS, sites, positions="mean")
+    for i, p in enumerate(PROMPTS):
+        alone = sl.capture(model, tok, [p], sites, positions="mean")
+        for s in sites:
+            torch.testing.assert_close(together[s][i], alone[s][0], atol=1e-4, rtol=1e-4)
+    plan = {"blocks.8.hook_resid_post": sl.Add(torch.randn(576), 2.0)}
+    batch = encode_batch(tok, PROMPTS)
+    with sl.steer(model, plan):
+        last = logits(model, batch)[:, -1]
+        for i, p in enumerate(PROMPTS):
+            torch.testing.assert_close(logits(model, encode_batch(tok, [p]))[0, -1], last[i], atol=1e-4, rtol=1e-4)
+
+
+def test_padding_safe_absolute_positions(tiny, tokenizer):
+    "GPT-2 has learned absolute positions: left padding must not shift them."
+    m = tiny["gpt2"]
+    together = sl.capture(m, tokenizer, PROMPTS, "blocks.2.hook_resid_post", positions="last")["blocks.2.hook_resid_post"]
+    alone = sl.capture(m, tokenizer, PROMPTS[2:], "blocks.2.hook_resid_post", positions="last")["blocks.2.hook_resid_post"]
+    torch.testing.assert_close(together[2], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_per_row_coefficients(default_model):
+    model, tok = default_model
+    v = torch.randn(576)
+    batch = encode_batch(tok, PROMPTS[:2])
+    with sl.steer(model, {"blocks.5.hook_resid_post": sl.Add(v, torch.tensor([0.0, 3.0]))}):
+        mixed = logits(model, batch)
+    with sl.steer(model, {"blocks.5.hook_resid_post": sl.Add(v, 3.0)}):
+        steered = logits(model, batch)
+    torch.testing.assert_close(mixed[0], logits(model, batch)[0])
+    torch.testing.assert_close(mixed[1], steered[1])
+
+
+# 4. weight edits equal their activation forms
+def _real(batch, x):
+    return x[batch["attention_mask"].bool()]
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_edits_equal_activation_forms(tiny, tokenizer, arch, tmp_path):
+    torch.manual_seed(2)
+    m = tiny[arch]
+    batch = encode_batch(tokenizer, PROMPTS)
+    base = logits(m, batch)
+    d = dims(m)
+    u, k = torch.randn(d["d_model"]), torch.randn(d["d_head"])
+    with sl.steer(m, {"blocks.1.attn.hook_z": sl.HeadRank1(2, u, k, 0.7)}):
+        hooked = logits(m, batch)
+    with sl.edit_head(m, 1, 2, u, k, 0.7):
+        torch.testing.assert_close(_real(batch, logits(m, batch)), _real(batch, hooked), atol=1e-4, rtol=1e-4)
+    with sl.steer(m, {"blocks.2.mlp.hook_post": sl.NeuronRank1(5, u, 1.5)}):
+        hooked = logits(m, batch)
+    with sl.edit_neuron(m, 2, 5, u, 1.5):
+        torch.testing.assert_close(_real(batch, logits(m, batch)), _real(batch, hooked), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits(m, batch), base, atol=0, rtol=0)  # undone exactly
+
+    if adapter(m).sandwich_norm:
+        with pytest.raises(NotImplementedError):
+            sl.orthogonalize(m, u)
+    else:
+        with sl.steer(m, sl.ablate_everywhere(m, u)):
+            hooked = logits(m, batch)
+        with sl.orthogonalize(m, u):
+            torch.testing.assert_close(_real(batch, logits(m, batch)), _real(batch, hooked), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(logits(m, batch), base, atol=0, rtol=0)
+
+    foldable = arch in ("llama", "gpt2", "gpt_neox")
+    for site in ["blocks.1.hook_resid_post", "blocks.2.hook_attn_out", "blocks.2.hook_resid_pre"]:
+        if not foldable:
+            with pytest.raises(NotImplementedError):
+                sl.fold(m, site, u, 0.5)
+            continue
+        with sl.steer(m, {site: sl.Add(u, 0.5)}):
+            hooked = logits(m, batch)
+        with sl.fold(m, site, u, 0.5):
+            torch.testing.assert_close(_real(batch, logits(m, batch)), _real(batch, hooked), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits(m, batch), base, atol=0, rtol=0)
+
+
+def test_edited_checkpoint_loads_without_steerlab(tiny, tokenizer, tmp_path):
+    from transformers import AutoModelForCausalLM
+    m = tiny["llama"]
+    batch = encode_batch(tokenizer, PROMPTS)
+    u = torch.randn(64)
+    with sl.fold(m, "blocks.1.hook_resid_post", u, 0.5), sl.orthogonalize(m, torch.randn(64)), sl.edit_head(m, 0, 1, u, torch.randn(16), 0.3):
+        edited = logits(m, batch)
+        sl.save_edited(m, tmp_path / "edited")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "edited").eval()
+    torch.testing.assert_close(_real(batch, logits(reloaded, batch)), _real(batch, edited), atol=1e-5, rtol=1e-5)
+
+
+def test_thinkedit_head_projection_removal(default_model):
+    "edit_head with k = W_hᵀu/‖W_hᵀu‖ and lam = -‖W_hᵀu‖ leaves the head unable to write along u."
+    model, tok = default_model
+    u = torch.nn.functional.normalize(torch.randn(576), dim=0)
+    k, gain = sl.head_write_direction(model, 14, 3, u)
+    with sl.edit_head(model, 14, 3, u, k, -gain):
+        W = model.model.layers[14].self_attn.o_proj.weight[:, 3 * 64:4 * 64]
+        assert (u @ W).abs().max() < 1e-5
+
+
+# 5. Rotate preserves every steered activation's norm
+@pytest.mark.parametrize("mode", ["by", "to"])
+def test_rotate_preserves_norm(default_model, mode):
+    model, tok = default_model
+    site = "blocks.12.hook_resid_post"
+    before = sl.capture(model, tok, PROMPTS, site, positions="all")[site]
+    with sl.steer(model, {site: sl.Rotate(torch.randn(576), torch.randn(576), 75.0, mode=mode)}):
+        after = sl.capture(model, tok, PROMPTS, site, positions="all")[site]
+    for b, a in zip(before, after):
+        rel = ((a.norm(dim=-1) - b.norm(dim=-1)).abs() / b.norm(dim=-1)).max()
+        assert rel < 1e-5 and (a - b).abs().max() > 1e-2
+
+
+# 6. hooks are gone after the context exits, also after an exception inside it
+def test_hooks_removed_on_exit_and_exception(tiny, tokenizer):
+    m = tiny["llama"]
+    with sl.steer(m, {"blocks.0.hook_resid_mid": sl.Add(torch.randn(64)), "blocks.1.attn.hook_z": sl.HeadRank1(0, torch.randn(64), torch.randn(16))}):
+        assert not no_hooks(m)
+    assert no_hooks(m)
+    with pytest.raises(RuntimeError):
+        with sl.steer(m, {"blocks.1.hook_resid_post": sl.Cap(torch.randn(64), hi=0.0)}):
+            raise RuntimeError("inside")
+    assert no_hooks(m)
+    with pytest.raises(ValueError):  # a failing hook mid-forward (wrong number of row coefficients)
+        with sl.steer(m, {"blocks.1.hook_resid_post": sl.Add(torch.randn(64), torch.ones(5))}):
+            m(torch.tensor([[1, 2, 3]]))
+    assert no_hooks(m)
