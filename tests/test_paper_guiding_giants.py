@@ -1,0 +1,48 @@
+"""Guiding Giants (weighted activation steering) notebook: a headless smoke run and the mechanism it must show."""
+import json
+
+import pandas as pd
+import pytest
+
+from steerlab.runs import run_notebook
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    "Run the notebook once with its smoke parameters; (run folder, recorded results)."
+    tmp = tmp_path_factory.mktemp("guiding_giants")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEERLAB_RUNS_DIR", str(tmp / "runs"))
+        mp.setenv("STEERLAB_FIGURES_DIR", str(tmp / "figures"))
+        folder = run_notebook("guiding_giants", profile="smoke")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    return folder, manifest["results"]
+
+
+@pytest.mark.notebook
+def test_controller_separates_harmful_from_benign(smoke_run):
+    _, results = smoke_run
+    assert results["scale_auroc"] > 0.9
+    assert results["scale_harmful_mean"] > 0 > results["scale_benign_mean"]
+
+
+@pytest.mark.notebook
+def test_was_steers_harmful_inputs_more_selectively_than_a_fixed_patch(smoke_run):
+    _, results = smoke_run
+    assert results["gain_harmful_was"] > 1.0                       # the refusal margin rises on harmful prompts (nats)
+    assert results["gain_harmful_was"] > results["gain_benign_was"]
+    assert results["selectivity_was"] > results["selectivity_fixed_x1"] + 1.0
+    assert results["gain_benign_fixed_x1"] > 0                     # a fixed patch also pushes benign prompts toward refusal
+    assert results["gain_harmful_base"] == results["gain_benign_base"] == 0
+
+
+@pytest.mark.notebook
+def test_figures_and_comparison_table_exist(smoke_run):
+    folder, _ = smoke_run
+    for name in ("selectivity", "controller_outputs"):
+        assert (folder / "figures" / f"{name}.png").stat().st_size > 0
+        assert json.loads((folder / "figures" / f"{name}.json").read_text())["source"] is not None
+    table = pd.read_csv(folder / "results" / "paper_vs_run.csv")
+    assert {"claim", "paper", "this_run", "scale", "verdict"} <= set(table.columns) and len(table) >= 5
+    assert set(table.verdict) <= {"reproduced", "same direction", "not reproduced", "not testable at this scale"}
