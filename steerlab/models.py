@@ -45,10 +45,11 @@ def convert_default_model(target: Path | None = None) -> Path:
     "Dequantize the packaged GGUF once and store it as a plain HF checkpoint (atomic write)."
     gguf, target = embedded_gguf(), target or default_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    config = quantized.config
-    if hasattr(config, "quantization_config"): del config.quantization_config
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # a plain, serializable copy
+    with torch.random.fork_rng(devices=[]):  # the throwaway init must not shift the caller's random draws
+        quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        config = quantized.config
+        if hasattr(config, "quantization_config"): del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)  # a plain, serializable copy
     model.load_state_dict(quantized.state_dict())
     with atomic_dir(target, replace=False) as scratch:  # parallel first uses: the first one to finish wins
         model.save_pretrained(scratch)

@@ -1,9 +1,13 @@
+import json
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
 
 import steerlab as sl
+from steerlab.runs import run_notebook
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker (and per notebook kernel it starts): the workers fill the cores
     torch.set_num_threads(1)
@@ -24,7 +28,6 @@ def tokenizer():
 @pytest.fixture(scope="session", autouse=True)
 def data_mirror():
     "Serve the shared data mirror on loopback for the whole session, so pooch's real download path runs."
-    from pathlib import Path
     from steerlab.data import serve_mirror
     folder = Path(__file__).resolve().parents[2] / "shared" / "data-mirror"
     if not folder.is_dir() or os.environ.get("STEERLAB_DATA_MIRROR"):
@@ -34,3 +37,26 @@ def data_mirror():
         os.environ["STEERLAB_DATA_MIRROR"] = url
         yield url
         del os.environ["STEERLAB_DATA_MIRROR"]
+
+
+@dataclass
+class SmokeRun:
+    "A finished headless run of a paper notebook."
+    folder: Path    # runs/<slug>/<run_id>
+    manifest: dict
+    results: dict   # the numbers the notebook recorded
+    figures: Path   # figures/<slug>, where the run published its figures
+
+
+@pytest.fixture(scope="module")
+def smoke_run(request, tmp_path_factory) -> SmokeRun:
+    "Run the test module's notebook (its SLUG) once with the smoke profile, its runs and figures in a temporary folder."
+    slug = request.module.SLUG
+    tmp = tmp_path_factory.mktemp(slug)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEERLAB_RUNS_DIR", str(tmp / "runs"))
+        mp.setenv("STEERLAB_FIGURES_DIR", str(tmp / "figures"))
+        folder = run_notebook(slug, profile="smoke")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "ok", manifest.get("error")
+    return SmokeRun(folder, manifest, manifest["results"], tmp / "figures" / slug)

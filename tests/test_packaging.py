@@ -3,7 +3,6 @@ import json, subprocess, sys, tomllib
 from pathlib import Path
 
 import nbformat
-import pytest
 import yaml
 from nbconvert import MarkdownExporter
 from packaging.requirements import Requirement

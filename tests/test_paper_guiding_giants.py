@@ -4,32 +4,19 @@ import json
 import pandas as pd
 import pytest
 
-from steerlab.runs import run_notebook
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    "Run the notebook once with its smoke parameters; (run folder, recorded results)."
-    tmp = tmp_path_factory.mktemp("guiding_giants")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STEERLAB_RUNS_DIR", str(tmp / "runs"))
-        mp.setenv("STEERLAB_FIGURES_DIR", str(tmp / "figures"))
-        folder = run_notebook("guiding_giants", profile="smoke")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "ok"
-    return folder, manifest["results"]
+SLUG = "guiding_giants"  # the notebook the shared smoke_run fixture runs
 
 
 @pytest.mark.notebook
 def test_controller_separates_harmful_from_benign(smoke_run):
-    _, results = smoke_run
+    results = smoke_run.results
     assert results["scale_auroc"] > 0.9
     assert results["scale_harmful_mean"] > 0 > results["scale_benign_mean"]
 
 
 @pytest.mark.notebook
 def test_was_steers_harmful_inputs_more_selectively_than_a_fixed_patch(smoke_run):
-    _, results = smoke_run
+    results = smoke_run.results
     assert results["gain_harmful_was"] > 1.0                       # the refusal margin rises on harmful prompts (nats)
     assert results["gain_harmful_was"] > results["gain_benign_was"]
     assert results["selectivity_was"] > results["selectivity_fixed_x1"] + 1.0
@@ -39,7 +26,7 @@ def test_was_steers_harmful_inputs_more_selectively_than_a_fixed_patch(smoke_run
 
 @pytest.mark.notebook
 def test_figures_and_comparison_table_exist(smoke_run):
-    folder, _ = smoke_run
+    folder = smoke_run.folder
     for name in ("selectivity", "controller_outputs"):
         assert (folder / "figures" / f"{name}.png").stat().st_size > 0
         assert json.loads((folder / "figures" / f"{name}.json").read_text())["source"] is not None

@@ -1,22 +1,16 @@
-"The quickstart notebook runs headless and shows its mechanism: the diff-in-means vector moves the model, a random one of equal norm less."
-import json
-
+"The quickstart notebook runs headless and shows its mechanism: the diff-in-means vector moves the model along its sign, random ones of equal norm far less."
 import pytest
 
-from steerlab.runs import run_notebook
+SLUG = "quickstart"  # the notebook the shared smoke_run fixture runs
 
 
 @pytest.mark.notebook
-def test_quickstart_runs_and_steers(tmp_path, monkeypatch):
-    monkeypatch.setenv("STEERLAB_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setenv("STEERLAB_FIGURES_DIR", str(tmp_path / "figures"))
-    run_dir = run_notebook("quickstart")
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    results = manifest["results"]
-    assert manifest["status"] == "ok"
+def test_quickstart_runs_and_steers(smoke_run):
+    results, manifest = smoke_run.results, smoke_run.manifest
     assert 0 < results["vector_to_site_norm"] < 1
     assert results["margin_gain"] > 0.5                            # toward cheerful openings, by more than half a nat
-    assert results["margin_gain"] > results["random_margin_gain"]  # more than a random direction of the same norm
-    assert (run_dir / "results" / "paper_vs_run.csv").is_file()
-    assert (tmp_path / "figures" / "quickstart" / "strength_sweep.png").is_file()
-    assert any(key.endswith("alpaca.json") for key in manifest["inputs"])
+    assert results["margin_monotone"] and results["peak_strength"] > 0  # rising with strength up to its peak
+    assert results["signed_effect"] > 2 * results["random_signed_effect"]  # follows v's sign; random directions far less
+    assert (smoke_run.folder / "results" / "paper_vs_run.csv").is_file()
+    assert (smoke_run.figures / "strength_sweep.png").is_file()
+    assert len(manifest["models"]) == 1 and manifest["models"][0]["weights_sha256"]  # the exact weights used

@@ -13,7 +13,7 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['TOPICS', 'CHEERFUL', 'GLOOMY', 'CHEERFUL_WORDS', 'GLOOMY_WORDS', 'contrast_prompts', 'mood_words', 'opening_margin',
-           'figures']
+           'figures', 'signed_effect']
 
 # %% ../../nbs/papers/quickstart.ipynb #b3f3eb83
 TOPICS = ["the weather", "my new job", "a trip to the sea", "cooking dinner", "a rainy Monday", "learning to swim",
@@ -44,13 +44,18 @@ def opening_margin(net, tokenizer, prompts: list[str]) -> float:
 
 # %% ../../nbs/papers/quickstart.ipynb #a6fafcc0
 def figures(tables: dict[str, pd.DataFrame]) -> dict:
-    "The strength sweep: opening margin for both directions, and the mood of generated replies."
+    "The strength sweep: opening margin along the vector and random directions, and the mood of generated replies."
     sweep = tables["sweep"]
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    sns.lineplot(sweep, x="strength", y="margin", hue="direction", marker="o", ax=a)
+    sns.lineplot(sweep, x="strength", y="margin", hue="direction", units="draw", estimator=None, marker="o", ax=a)
     a.set(xlabel="strength (× typical ‖h‖)", ylabel="log p(cheerful) − log p(gloomy)", title="Reply openings")
-    steered = sweep[sweep.direction == "diff-in-means"]
+    steered = sweep[(sweep.direction == "diff-in-means") & sweep.mood.notna()]
     sns.lineplot(steered, x="strength", y="mood", marker="o", ax=b)
     b.set(xlabel="strength (× typical ‖h‖)", ylabel="cheerful − gloomy words per reply", title="Generated replies")
     fig.tight_layout()
     return {"strength_sweep": fig}
+
+# %% ../../nbs/papers/quickstart.ipynb #6991367e
+def signed_effect(margins: pd.Series, s: float) -> float:
+    "Half the margin difference between steering at +s and at -s: the part of the effect that follows the sign."
+    return (margins[s] - margins[-s]) / 2
