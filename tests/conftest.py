@@ -2,7 +2,9 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
+import pandas as pd
 import pytest
 import torch
 
@@ -39,6 +41,9 @@ def data_mirror():
         del os.environ["STEERLAB_DATA_MIRROR"]
 
 
+VERDICTS = {"reproduced", "same direction", "not reproduced", "not testable at this scale"}
+
+
 @dataclass
 class SmokeRun:
     "A finished headless run of a paper notebook."
@@ -46,6 +51,17 @@ class SmokeRun:
     manifest: dict
     results: dict   # the numbers the notebook recorded
     figures: Path   # figures/<slug>, where the run published its figures
+
+    def paper_table(self, figures: Sequence[str]) -> pd.DataFrame:
+        "Assert each figure was saved with its source and published, and the comparison table has the shared columns and verdicts; return it."
+        for name in figures:
+            assert (self.folder / "figures" / f"{name}.png").stat().st_size > 0
+            assert json.loads((self.folder / "figures" / f"{name}.json").read_text())["source"] is not None
+            assert (self.figures / f"{name}.png").is_file()
+        table = pd.read_csv(self.folder / "results" / "paper_vs_run.csv")
+        assert {"claim", "paper", "this_run", "scale", "verdict"} <= set(table.columns)
+        assert set(table.verdict) <= VERDICTS, set(table.verdict) - VERDICTS
+        return table
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from steerlab import cli
-from steerlab.figures import save_figure, sha256_file
+from steerlab.config import sha256_file
+from steerlab.figures import save_figure
 from steerlab.runs import Run, SteerlabError, redraw, run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"

@@ -23,4 +23,4 @@ def test_steering_the_latent_raises_it_and_moves_words_toward_its_contexts(smoke
     assert r["vocab_best"] > max(r["vocab_unsteered"], r["random_vocab_best"]), r  # more replies use the words it fires on
     top = pd.read_csv(folder / "results" / "top_contexts.csv")
     assert len(top) > 0 and top.activation.is_monotonic_decreasing
-    assert (folder / "figures" / "latent_steering.png").stat().st_size > 0
+    smoke_run.paper_table(("latent_steering",))

@@ -1,7 +1,4 @@
 """Guiding Giants (weighted activation steering) notebook: a headless smoke run and the mechanism it must show."""
-import json
-
-import pandas as pd
 import pytest
 
 SLUG = "guiding_giants"  # the notebook the shared smoke_run fixture runs
@@ -26,10 +23,4 @@ def test_was_steers_harmful_inputs_more_selectively_than_a_fixed_patch(smoke_run
 
 @pytest.mark.notebook
 def test_figures_and_comparison_table_exist(smoke_run):
-    folder = smoke_run.folder
-    for name in ("selectivity", "controller_outputs"):
-        assert (folder / "figures" / f"{name}.png").stat().st_size > 0
-        assert json.loads((folder / "figures" / f"{name}.json").read_text())["source"] is not None
-    table = pd.read_csv(folder / "results" / "paper_vs_run.csv")
-    assert {"claim", "paper", "this_run", "scale", "verdict"} <= set(table.columns) and len(table) >= 5
-    assert set(table.verdict) <= {"reproduced", "same direction", "not reproduced", "not testable at this scale"}
+    assert len(smoke_run.paper_table(("selectivity", "controller_outputs"))) >= 5

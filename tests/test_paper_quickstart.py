@@ -11,6 +11,5 @@ def test_quickstart_runs_and_steers(smoke_run):
     assert results["margin_gain"] > 0.5                            # toward cheerful openings, by more than half a nat
     assert results["margin_monotone"] and results["peak_strength"] > 0  # rising with strength up to its peak
     assert results["signed_effect"] > 2 * results["random_signed_effect"]  # follows v's sign; random directions far less
-    assert (smoke_run.folder / "results" / "paper_vs_run.csv").is_file()
-    assert (smoke_run.figures / "strength_sweep.png").is_file()
+    smoke_run.paper_table(("strength_sweep",))
     assert len(manifest["models"]) == 1 and manifest["models"][0]["weights_sha256"]  # the exact weights used
