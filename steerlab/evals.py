@@ -10,6 +10,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import torch
 from tqdm.auto import tqdm
 
+from .hooks import continuing
 from .prompts import batches, encode_batch
 
 # %% auto #0
@@ -30,40 +31,87 @@ def _add_special_tokens(tokenizer, prompts: list[str]) -> bool:
     bos = tokenizer.bos_token
     return not (bos and all(p.startswith(bos) for p in prompts))
 
+def _forward(model, keep: int, **inputs):
+    "The model's output with logits at the last `keep` positions only (where the model supports it)."
+    if "logits_to_keep" in inspect.signature(model.forward).parameters: inputs["logits_to_keep"] = keep
+    return model(**inputs)
+
 def _last_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: int) -> torch.Tensor:
     "Logits at the last `keep` positions of a left-padded batch: (batch, keep, vocab)."
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (batch, seq): pads don't count
-    kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
-    if "logits_to_keep" in inspect.signature(model.forward).parameters: kwargs["logits_to_keep"] = keep
-    return model(**kwargs).logits[:, -keep:]
+    return _forward(model, keep, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=False).logits[:, -keep:]
 
 @torch.no_grad()
-def _score(model, tokenizer, prompts: list[str], completions: list[str] | None, batch_size: int) -> list[torch.Tensor]:
-    "Log-probability of each completion token given all tokens before it (no completions: each prompt token after the first)."
-    scored = prompts if completions is None else completions
-    for i, text in enumerate(scored):
-        if not text: raise ValueError(f"{'text' if completions is None else 'completion'} {i} is empty")
-    special = _add_special_tokens(tokenizer, prompts)
+def _score_texts(model, tokenizer, texts: list[str], batch_size: int) -> list[torch.Tensor]:
+    "Log-probability of each text's tokens after its first, given the tokens before it."
+    for i, text in enumerate(texts):
+        if not text: raise ValueError(f"text {i} is empty")
+    special = _add_special_tokens(tokenizer, texts)
     device = next(model.parameters()).device
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]) + len(completions[i] if completions else ""))
-    results = [None] * len(prompts)
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    results = [None] * len(texts)
     chunks = list(batches(order, batch_size))
     for _, rows in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
-        batch = encode_batch(tokenizer, [prompts[i] for i in rows], None if completions is None else [completions[i] for i in rows],
-                             device=device, add_special_tokens=special)
+        batch = encode_batch(tokenizer, [texts[i] for i in rows], device=device, add_special_tokens=special)
         ids, mask = batch["input_ids"], batch["attention_mask"]  # (batch, width)
         width = ids.shape[1]
-        first = width - mask.sum(1)  # (batch,) first real token of each row
-        start = first + 1 if completions is None else batch["completion_start"]  # (batch,) first scored token
+        lengths = mask.sum(1)  # (batch,)
         for row, i in enumerate(rows):
-            if start[row] >= width: raise ValueError(f"text {i} has fewer than 2 tokens: nothing to score")
-            if start[row] <= first[row]: raise ValueError(f"prompt {i} tokenizes to nothing: the completion has no context")
-        keep = int(width - start.min()) + 1
+            if lengths[row] < 2: raise ValueError(f"text {i} has fewer than 2 tokens: nothing to score")
+        keep = int(lengths.max())
         logits = _last_logits(model, ids, mask, keep)  # (batch, keep, vocab); position j predicts token j + 1
         for row, i in enumerate(rows):
-            n = int(width - start[row])
+            n = int(lengths[row]) - 1
             logprobs = logits[row, keep - n - 1:keep - 1].float().log_softmax(-1)  # (n, vocab)
             results[i] = logprobs.gather(-1, ids[row, width - n:, None])[:, 0].cpu()  # (n,)
+    return results
+
+def _prompt_chunks(prompts: list[str], batch_size: int) -> list[tuple[list[str], list[list[int]]]]:
+    "Distinct prompts, shortest first, in chunks of whole prompts holding at most `batch_size` rows (or one prompt): [(prompts, rows of each)]."
+    rows_of = {}
+    for i, prompt in enumerate(prompts): rows_of.setdefault(prompt, []).append(i)
+    chunks, current, size = [], [], 0
+    for prompt in sorted(rows_of, key=len):
+        if current and size + len(rows_of[prompt]) > batch_size: chunks.append(current); current, size = [], 0
+        current.append(prompt); size += len(rows_of[prompt])
+    return [(chunk, [rows_of[p] for p in chunk]) for chunk in chunks + [current]]
+
+@torch.no_grad()
+def _score_completions(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int) -> list[torch.Tensor]:
+    "Log-probability of each completion token given its prompt: each distinct prompt runs once, its completions continue it from the cache."
+    special = _add_special_tokens(tokenizer, prompts)
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for i, prompt in enumerate(prompts):
+        if not prompt: raise ValueError(f"prompt {i} is empty: the completion has no context")
+    tokens = []
+    for i, text in enumerate(completions):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        if not ids: raise ValueError(f"completion {i} is empty")
+        tokens.append(ids)
+    results = [None] * len(prompts)
+    chunks = _prompt_chunks(prompts, batch_size)
+    for chunk, rows_of in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
+        batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
+        rows = [i for r in rows_of for i in r]
+        source = torch.tensor([p for p, r in enumerate(rows_of) for _ in r], device=device)  # (n,) prompt row of each completion
+        out = _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True)
+        first = out.logits[:, -1].float().log_softmax(-1).index_select(0, source)  # (n, vocab): predicts each first completion token
+        cache = out.cache
+        if len(rows) != len(chunk): cache.reorder_cache(source)  # one cached copy of its prompt per completion
+        width = max(len(tokens[i]) for i in rows)
+        ids = torch.tensor([tokens[i] + [pad] * (width - len(tokens[i])) for i in rows], device=device)  # (n, width) right-padded
+        real = torch.tensor([[1] * len(tokens[i]) + [0] * (width - len(tokens[i])) for i in rows], device=device)
+        mask = torch.cat([batch["attention_mask"].index_select(0, source), real], 1)  # (n, prompt width + width)
+        position_ids = batch["position_ids"][:, -1:].index_select(0, source) + 1 + torch.arange(width, device=device)  # (n, width)
+        with continuing(source):
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, cache=cache,
+                           use_cache=True).logits  # (n, width, vocab); position j predicts completion token j + 1
+        for row, i in enumerate(rows):
+            n = len(tokens[i])
+            logprobs = torch.cat([first[row, None], logits[row, :n - 1].float().log_softmax(-1)])  # (n, vocab)
+            results[i] = logprobs.gather(-1, ids[row, :n, None])[:, 0].cpu()  # (n,)
     return results
 
 # %% ../nbs/10_evals.ipynb #b883505f
@@ -71,11 +119,11 @@ def token_nll(model, tokenizer, texts: Sequence[str], prompts: Sequence[str] | N
               batch_size: int = 16) -> list[torch.Tensor]:
     "Per-token negative log-likelihood of each text (its tokens after the first), or of each text given its prompt."
     texts = _strings(texts, "texts")
-    if prompts is None: scores = _score(model, tokenizer, texts, None, batch_size)
+    if prompts is None: scores = _score_texts(model, tokenizer, texts, batch_size)
     else:
         prompts = _strings(prompts, "prompts")
         if len(prompts) != len(texts): raise ValueError(f"{len(prompts)} prompts but {len(texts)} texts")
-        scores = _score(model, tokenizer, prompts, texts, batch_size)
+        scores = _score_completions(model, tokenizer, prompts, texts, batch_size)
     return [-s for s in scores]
 
 def perplexity(model, tokenizer, texts: Sequence[str], prompts: Sequence[str] | None = None,
@@ -102,7 +150,7 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options, batch_siz
     prompts = _strings(prompts, "prompts")
     per_prompt = _option_lists(options, len(prompts))
     pairs = [(prompt, option) for prompt, opts in zip(prompts, per_prompt) for option in opts]
-    scores = _score(model, tokenizer, [p for p, _ in pairs], [o for _, o in pairs], batch_size)
+    scores = _score_completions(model, tokenizer, [p for p, _ in pairs], [o for _, o in pairs], batch_size)
     return torch.stack([s.sum() for s in scores]).view(len(prompts), -1)
 
 def option_probs(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16) -> torch.Tensor:

@@ -4,17 +4,18 @@
 
 # %% ../nbs/03_hooks.ipynb #e5288158
 from __future__ import annotations
-import contextlib
-from dataclasses import dataclass, field
+import contextlib, contextvars
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
-from .sites import Site, adapter, block, parse_site, submodule
+from .sites import Site, block, parse_site, submodule
 
 # %% auto #0
-__all__ = ['NAMED_POSITIONS', 'Pass', 'Tracker', 'Positions', 'as_positions', 'hook_site', 'hook_write', 'hooks_removed_after']
+__all__ = ['NAMED_POSITIONS', 'Pass', 'continuing', 'Tracker', 'Positions', 'as_positions', 'hook_site', 'hook_write',
+           'hooks_removed_after']
 
 # %% ../nbs/03_hooks.ipynb #ccdae2b6
 @dataclass
@@ -32,6 +33,15 @@ def _cache_length(kwargs: dict) -> int:
     if hasattr(cache, "get_seq_length"): return int(cache.get_seq_length())
     return int(cache[0][0].shape[-2])
 
+_continued_rows = contextvars.ContextVar("continued_rows", default=None)
+
+@contextlib.contextmanager
+def continuing(rows: torch.Tensor):
+    "Declare that cached passes in this block continue cached row `rows[i]` in row i ((batch,) indices)."
+    token = _continued_rows.set(torch.as_tensor(rows, dtype=torch.long))
+    try: yield
+    finally: _continued_rows.reset(token)
+
 class Tracker:
     "Follows the forward calls of a model and describes each one as a `Pass`."
     def __init__(self, model: nn.Module, prompt_len: int | None = None):
@@ -47,9 +57,19 @@ class Tracker:
         if isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.shape[1] >= seq: real = mask[:, -seq:].bool()
         else: real = torch.ones(batch, seq, dtype=torch.bool, device=(ids if ids is not None else embeds).device)
         if past == 0: self.state.clear()  # a new sequence starts: forget what the last one decided
+        elif self.current is not None and batch != self.current.real.shape[0]: self._follow_rows(batch)
         prompt_len = self.fixed_prompt_len if self.fixed_prompt_len is not None else (
             seq if past == 0 else self.current.prompt_len if self.current else past)
         self.current = Pass(ids, real, torch.arange(past, past + seq, device=real.device), prompt_len)
+
+    def _follow_rows(self, batch: int):
+        "A cached pass with a new batch size: carry each sequence's memory to the rows that continue it."
+        rows = _continued_rows.get()
+        if rows is not None and len(rows) == batch:
+            self.state.update({key: value.index_select(0, rows.to(value.device)) for key, value in self.state.items()})
+        elif self.state:
+            raise ValueError(f"a cached pass of {batch} rows continues {self.current.real.shape[0]} sequences; "
+                             "declare which row continues which with hooks.continuing(rows)")
 
     def remove(self): self.handle.remove()
 

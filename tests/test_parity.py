@@ -96,6 +96,59 @@ def test_cached_decode_equals_full_recompute_default(default_model):
     assert cached_vs_full(model, tok, plan, sl.Positions.tokens(tok(" the a")["input_ids"]), n_new=4) < 1e-4
 
 
+# 2b. scoring runs each prompt once and continues its options from the cache: the same as one full pass
+#     per option with the prompt/completion boundary at the prompt's end, gates deciding from the prompt
+SCORE_PROMPTS = ["The capital of France is", "Hi", "The capital of France is"]
+OPTIONS = [" Paris", " a city far away in Europe", " not"]
+
+
+def one_pass_option_logprob(model, tok, prompt, option, plan, positions):
+    "Log-probability of `option` after `prompt` from one unpadded forward pass under `plan`."
+    p_ids, o_ids = tok(prompt)["input_ids"], tok(option, add_special_tokens=False)["input_ids"]
+    with sl.steer(model, plan, positions=positions, prompt_len=len(p_ids)), torch.no_grad():
+        logprobs = model(torch.tensor([p_ids + o_ids])).logits[0, len(p_ids) - 1:-1].log_softmax(-1)
+    return logprobs.gather(-1, torch.tensor(o_ids)[:, None]).sum()
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+@pytest.mark.parametrize("positions", ["all", "generated", "last"])
+def test_cached_option_scoring_equals_one_pass(tiny, tokenizer, arch, positions):
+    torch.manual_seed(2)
+    m = tiny[arch]
+    plan = {"blocks.1.hook_resid_post": [sl.Gate(torch.randn(64), sl.Add(torch.randn(64), 3.0), threshold=-0.05, on="prompt"),
+                                         sl.Rotate(torch.randn(64), torch.randn(64), 40.0)],
+            "blocks.0.attn.hook_z": sl.Scale({1: 0.0})}
+    expected = torch.tensor([[one_pass_option_logprob(m, tokenizer, p, o, plan, positions) for o in OPTIONS] for p in SCORE_PROMPTS])
+    for batch_size in (4, 16):  # the two distinct prompts in separate chunks, and together (3 and 6 rows)
+        with sl.steer(m, plan, positions=positions):
+            got = sl.option_logprobs(m, tokenizer, SCORE_PROMPTS, [OPTIONS, OPTIONS[::-1], OPTIONS], batch_size=batch_size)
+        got[1] = got[1].flip(0)  # the second prompt listed its options in reverse
+        assert (got - expected).abs().max().item() < 1e-4
+    assert no_hooks(m)
+
+
+def test_prompt_runs_once_per_distinct_prompt(tokenizer):
+    m = sl.tiny_model("llama", vocab_size=len(tokenizer))
+    seen = []
+    handle = m.register_forward_pre_hook(lambda mod, args, kw: seen.append(kw["input_ids"].shape), with_kwargs=True)
+    try: sl.option_logprobs(m, tokenizer, SCORE_PROMPTS, OPTIONS)
+    finally: handle.remove()
+    n_prompt = len(tokenizer(SCORE_PROMPTS[0])["input_ids"])
+    assert seen[0] == (2, n_prompt) and seen[1][0] == 9 and len(seen) == 2  # 2 distinct prompts, then 9 continuations
+
+
+def test_tracker_refuses_an_undeclared_change_of_rows(tiny, tokenizer):
+    m = tiny["llama"]
+    plan = {"blocks.1.hook_resid_post": sl.Gate(torch.randn(64), sl.Add(torch.randn(64), 3.0), on="prompt")}
+    ids = torch.tensor(tokenizer(["The capital of France is"])["input_ids"])
+    with sl.steer(m, plan), torch.no_grad():
+        cache = m(input_ids=ids, use_cache=True).cache
+        cache.reorder_cache(torch.tensor([0, 0]))
+        with pytest.raises(ValueError, match="continuing"):
+            m(input_ids=torch.tensor([[5], [6]]), cache=cache, use_cache=True)
+    assert no_hooks(m)
+
+
 # 3. left padding in a batch gives the same per-example results as running alone
 def test_padding_safe_capture_and_steering(default_model):
     model, tok = default_model
