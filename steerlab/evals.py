@@ -84,7 +84,8 @@ def _score_completions(model, tokenizer, prompts: list[str], completions: list[s
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for i, prompt in enumerate(prompts):
-        if not prompt: raise ValueError(f"prompt {i} is empty: the completion has no context")
+        if not (prompt or tokenizer(prompt, add_special_tokens=special)["input_ids"]):
+            raise ValueError(f"prompt {i} tokenizes to nothing: the completion has no context")
     tokens = []
     for i, text in enumerate(completions):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []

@@ -132,6 +132,9 @@ def test_bad_inputs_raise_clear_errors(lm):
         token_nll(model, tok, ["the cat", "cat"])
     with pytest.raises(ValueError, match="completion 0 is empty"):
         token_nll(model, tok, [""], prompts=["the cat"])
+    with pytest.raises(ValueError, match="prompt 0 tokenizes to nothing"):
+        token_nll(model, tok, ["cat"], prompts=[""])
+    assert token_nll(model, word_tokenizer(bos=True), ["cat"], prompts=[""])[0].shape == (1,)  # scored after <bos> alone
     with pytest.raises(ValueError, match="same number of options"):
         option_logprobs(model, tok, ["the", "a"], [["cat", "dog"], ["cat"]])
     with pytest.raises(ValueError, match="option lists"):
