@@ -10,28 +10,73 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .hooks import hook_site, hooks_removed_after
 from .prompts import batches, encode_batch, format_prompts
+from .sites import parse_site
 
 # %% auto #0
 __all__ = ['generate']
 
 # %% ../nbs/07_generate.ipynb #000fe147
+def _stop_ids(model: nn.Module, tokenizer, generate_kwargs: dict) -> torch.Tensor:
+    "The token ids that end a response: the generation config's end-of-sequence ids and the tokenizer's."
+    ids = generate_kwargs.get("eos_token_id", getattr(getattr(model, "generation_config", None), "eos_token_id", None))
+    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+    return torch.tensor(ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []), dtype=torch.long)
+
+class _ResponseMeans:
+    "Running means, per site, of the activations at the positions that predict each row's response tokens."
+    def __init__(self, model: nn.Module, sites: list, stop_ids: torch.Tensor):
+        self.stop_ids, self.sums, self.pending, self.count, self.alive = stop_ids, {s.name: 0.0 for s in sites}, {}, 0, None
+        self.handles = [model.register_forward_pre_hook(self._on_forward, with_kwargs=True)]
+        self.handles += [h for s in sites for h in hook_site(model, s, self._reader(s.name))]
+
+    def _reader(self, name: str):
+        def fn(h):  # h: (batch, seq, *shape); the newest position predicts the next token
+            self.pending[name] = h[:, -1].detach().float()
+        return fn
+
+    def _on_forward(self, module, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)  # (batch, seq)
+        if self.alive is None: self.alive = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)
+        elif self.pending: self.settle(ids[:, -1])
+
+    def settle(self, token: torch.Tensor):
+        "The tokens the pending reads predicted are known: keep the reads of rows whose response goes on."
+        keep = self.alive & ~torch.isin(token, self.stop_ids.to(token.device))  # (batch,)
+        for name, h in self.pending.items():
+            self.sums[name] = self.sums[name] + h * keep.view(-1, *[1] * (h.dim() - 1)).to(h.dtype)
+        self.count, self.alive = self.count + keep.long(), keep
+        self.pending = {}
+
+    def means(self) -> dict:
+        "{site: (batch, ...) mean over each response's positions}; NaN for an empty response."
+        return {name: (total / self.count.view(-1, *[1] * (total.dim() - 1))).cpu() for name, total in self.sums.items()}
+
 def generate(model: nn.Module, tokenizer, prompts: Sequence[str], max_new_tokens: int = 32, chat: bool | None = None,
              system: str | None = None, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-             seed: int | None = None, batch_size: int = 16, progress: bool | None = None, **generate_kwargs) -> list[str]:
-    "Continuations of `prompts` (new text only), batch by batch; greedy unless do_sample."
+             seed: int | None = None, batch_size: int = 16, progress: bool | None = None,
+             capture: str | Sequence[str] | None = None, **generate_kwargs):
+    "Continuations of `prompts` (new text only), batch by batch; greedy unless do_sample. With `capture=sites`: (texts, {site: (n, ...) activations})."
     if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    sites = [] if capture is None else [capture] if isinstance(capture, str) else list(capture)
+    parsed = [parse_site(model, s) for s in sites]
     texts = format_prompts(tokenizer, prompts, chat, system)
     device = next(model.parameters()).device
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-    results = []
+    stop_ids = _stop_ids(model, tokenizer, generate_kwargs)
+    results, captured = [], {s: [] for s in sites}
     chunks = list(batches(texts, batch_size))
     for i, (start, chunk) in enumerate(tqdm(chunks, desc="generate", disable=progress is False or (progress is None and len(chunks) < 3))):
         batch = encode_batch(tokenizer, chunk, device=device)
         if do_sample and seed is not None: torch.manual_seed(seed + i)
-        with torch.no_grad():
+        reader = _ResponseMeans(model, parsed, stop_ids) if sites else None
+        with hooks_removed_after(reader.handles if reader else []), torch.no_grad():
             out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=max_new_tokens,
                                  pad_token_id=tokenizer.pad_token_id, **sampling, **generate_kwargs)
         new = out[:, batch["input_ids"].shape[1]:]  # (batch, new_tokens)
         results += tokenizer.batch_decode(new, skip_special_tokens=True)
-    return results
+        if reader:
+            reader.settle(new[:, -1])  # the last call's reads predicted the last token
+            for s, v in reader.means().items(): captured[s].append(v)
+    return (results, {s: torch.cat(v) for s, v in captured.items()}) if sites else results

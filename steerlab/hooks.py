@@ -121,6 +121,17 @@ class Positions:
             return torch.isin(p.input_ids, ids.to(p.input_ids.device))
         return Positions(rule, f"tokens({ids.tolist()})")
 
+    @staticmethod
+    def rows(rows) -> Positions:
+        "Every token of the batch rows where `rows` ((batch,) bool) is True: one plan for some rows of a mixed batch."
+        rows = torch.as_tensor(rows, dtype=torch.bool)
+        if rows.dim() != 1: raise ValueError(f"a row mask must be (batch,), got shape {tuple(rows.shape)}")
+        def rule(p: Pass):
+            if rows.shape[0] != p.real.shape[0]:
+                raise ValueError(f"row mask of {rows.shape[0]} rows for a pass of {p.real.shape[0]} rows")
+            return rows.to(p.real.device)[:, None].expand_as(p.real)
+        return Positions(rule, "rows")
+
 NAMED_POSITIONS = {
     "all": Positions(lambda p: torch.ones_like(p.real), "all"),
     "prompt": Positions(lambda p: (p.positions < p.prompt_len).expand_as(p.real), "prompt"),

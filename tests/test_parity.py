@@ -186,6 +186,60 @@ def test_per_row_coefficients(default_model):
     torch.testing.assert_close(mixed[1], steered[1])
 
 
+def test_row_positions_steer_only_their_rows(tiny, tokenizer):
+    "Positions.rows: rows under a plan and rows without it share one batch, each as if run alone."
+    m = tiny["qwen2"]
+    plan = {"blocks.1.attn.hook_z": sl.HeadRank1(2, torch.randn(64), torch.randn(16), -2.0),
+            "blocks.0.hook_resid_post": sl.Add(torch.randn(64), 4.0)}
+    batch = encode_batch(tokenizer, PROMPTS)
+    with sl.steer(m, plan):
+        steered = logits(m, batch)
+    with sl.steer(m, plan, positions=sl.Positions.rows([True, False, True])):
+        mixed = logits(m, batch)
+    plain, real = logits(m, batch), batch["attention_mask"].bool()
+    assert torch.equal(mixed[1][real[1]], plain[1][real[1]]) and not torch.allclose(mixed[0][real[0]], plain[0][real[0]])
+    torch.testing.assert_close(mixed[0][real[0]], steered[0][real[0]])
+    with pytest.raises(ValueError, match="row mask"), sl.steer(m, plan, positions=sl.Positions.rows([True, False])):
+        logits(m, batch)
+    assert no_hooks(m)
+
+
+# 3b. activations read while generating equal a teacher-forced pass over the generated tokens
+def teacher_forced_means(model, tok, prompt, new_ids, sites, plan, row):
+    "Per site, the mean activation over the positions predicting `new_ids`, from one unpadded pass steered at the new tokens."
+    p_ids = tok(prompt)["input_ids"]
+    plan = {site: sl.Add(iv.v, iv.coeff[row]) for site, iv in plan.items()}  # this row's coefficient
+    seen = {}
+    handles = [h for s in sites for h in sl.hooks.hook_site(model, s, lambda x, s=s: seen.__setitem__(s, x[0]))]
+    with sl.steer(model, plan, positions="generated", prompt_len=len(p_ids)), sl.hooks.hooks_removed_after(handles), torch.no_grad():
+        model(torch.tensor([p_ids + new_ids]))
+    return {s: seen[s][len(p_ids) - 1:len(p_ids) - 1 + len(new_ids)].mean(0) for s in sites}
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_generate_capture_equals_teacher_forced(tiny, tokenizer, arch):
+    m = tiny[arch]
+    sites = [s for s in ("blocks.1.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.0.attn.hook_z", "blocks.1.mlp.hook_post")
+             if s in sl.sites(m)]
+    plan = {"blocks.0.hook_resid_post": sl.Add(torch.randn(64, generator=torch.Generator().manual_seed(3)), torch.tensor([2.0, -9.0, 0.0]))}
+    prompts = sl.prompts.format_prompts(tokenizer, PROMPTS)
+    batch = encode_batch(tokenizer, prompts)
+    with sl.steer(m, plan, positions="generated"), torch.no_grad():
+        first = m.generate(**{k: batch[k] for k in ("input_ids", "attention_mask")}, max_new_tokens=6, do_sample=False,
+                           pad_token_id=tokenizer.pad_token_id)[:, batch["input_ids"].shape[1]:]
+    stop = int(first[0, 2])  # row 0 ends by its third token, while a row without that token runs on
+    assert any(stop not in row for row in first.tolist())
+    with sl.steer(m, plan, positions="generated"):
+        texts, acts = sl.generate(m, tokenizer, PROMPTS, max_new_tokens=6, capture=sites, eos_token_id=stop)
+    for i, prompt in enumerate(prompts):
+        ids = first[i].tolist()
+        ids = ids[:ids.index(stop)] if stop in ids else ids
+        expected = teacher_forced_means(m, tokenizer, prompt, ids, sites, plan, i)
+        for s in sites:
+            torch.testing.assert_close(acts[s][i], expected[s], atol=1e-4, rtol=1e-4)
+    assert len(texts) == 3 and no_hooks(m)
+
+
 # 4. weight edits equal their activation forms
 def _real(batch, x):
     return x[batch["attention_mask"].bool()]
