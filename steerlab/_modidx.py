@@ -95,6 +95,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'steerlab.evals._score_completions': ('evals.html#_score_completions', 'steerlab/evals.py'),
                                 'steerlab.evals._score_texts': ('evals.html#_score_texts', 'steerlab/evals.py'),
                                 'steerlab.evals._strings': ('evals.html#_strings', 'steerlab/evals.py'),
+                                'steerlab.evals._token_counts': ('evals.html#_token_counts', 'steerlab/evals.py'),
                                 'steerlab.evals.is_refusal': ('evals.html#is_refusal', 'steerlab/evals.py'),
                                 'steerlab.evals.option_logprobs': ('evals.html#option_logprobs', 'steerlab/evals.py'),
                                 'steerlab.evals.option_probs': ('evals.html#option_probs', 'steerlab/evals.py'),

@@ -14,8 +14,8 @@ from .hooks import continuing
 from .prompts import batches, encode_batch
 
 # %% auto #0
-__all__ = ['REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'option_logprobs', 'option_probs', 'is_refusal', 'refusal_score',
-           'Judge']
+__all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'option_logprobs', 'option_probs',
+           'is_refusal', 'refusal_score', 'Judge']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def _strings(items, name: str) -> list[str]:
@@ -30,6 +30,8 @@ def _add_special_tokens(tokenizer, prompts: list[str]) -> bool:
     "Add special tokens unless the prompts already start with the BOS token."
     bos = tokenizer.bos_token
     return not (bos and all(p.startswith(bos) for p in prompts))
+
+PAD_SLACK, PAD_FREE = 0.1, 64  # a chunk may pad 10 % of its tokens + 64: padding costs as much as real tokens
 
 def _forward(model, keep: int, **inputs):
     "The model's output with logits at the last `keep` positions only (where the model supports it)."
@@ -49,32 +51,40 @@ def _score_texts(model, tokenizer, texts: list[str], batch_size: int) -> list[to
         if not text: raise ValueError(f"text {i} is empty")
     special = _add_special_tokens(tokenizer, texts)
     device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     results = [None] * len(texts)
-    chunks = list(batches(order, batch_size))
-    for _, rows in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
-        batch = encode_batch(tokenizer, [texts[i] for i in rows], device=device, add_special_tokens=special)
+    chunks = _prompt_chunks(texts, batch_size, _token_counts(tokenizer, texts, special))
+    for chunk, rows_of in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
+        batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
         ids, mask = batch["input_ids"], batch["attention_mask"]  # (batch, width)
         width = ids.shape[1]
         lengths = mask.sum(1)  # (batch,)
-        for row, i in enumerate(rows):
-            if lengths[row] < 2: raise ValueError(f"text {i} has fewer than 2 tokens: nothing to score")
+        for row, rows in enumerate(rows_of):
+            if lengths[row] < 2: raise ValueError(f"text {rows[0]} has fewer than 2 tokens: nothing to score")
         keep = int(lengths.max())
         logits = _last_logits(model, ids, mask, keep)  # (batch, keep, vocab); position j predicts token j + 1
-        for row, i in enumerate(rows):
+        for row, rows in enumerate(rows_of):
             n = int(lengths[row]) - 1
             logprobs = logits[row, keep - n - 1:keep - 1].float().log_softmax(-1)  # (n, vocab)
-            results[i] = logprobs.gather(-1, ids[row, width - n:, None])[:, 0].cpu()  # (n,)
+            scores = logprobs.gather(-1, ids[row, width - n:, None])[:, 0].cpu()  # (n,)
+            for i in rows: results[i] = scores
     return results
 
-def _prompt_chunks(prompts: list[str], batch_size: int) -> list[tuple[list[str], list[list[int]]]]:
-    "Distinct prompts, shortest first, in chunks of whole prompts holding at most `batch_size` rows (or one prompt): [(prompts, rows of each)]."
+def _token_counts(tokenizer, texts: list[str], special: bool) -> dict[str, int]:
+    "Tokens in each distinct text."
+    distinct = list(dict.fromkeys(texts))
+    return dict(zip(distinct, map(len, tokenizer(distinct, add_special_tokens=special)["input_ids"])))
+
+def _prompt_chunks(prompts: list[str], batch_size: int, n_tokens: dict[str, int]) -> list[tuple[list[str], list[list[int]]]]:
+    "Distinct prompts, shortest first, in chunks of whole prompts holding at most `batch_size` rows (or one prompt) and little padding: [(prompts, rows of each)]."
     rows_of = {}
     for i, prompt in enumerate(prompts): rows_of.setdefault(prompt, []).append(i)
-    chunks, current, size = [], [], 0
-    for prompt in sorted(rows_of, key=len):
-        if current and size + len(rows_of[prompt]) > batch_size: chunks.append(current); current, size = [], 0
-        current.append(prompt); size += len(rows_of[prompt])
+    chunks, current, size, real = [], [], 0, 0
+    for prompt in sorted(rows_of, key=n_tokens.get):
+        rows, width = len(rows_of[prompt]), n_tokens[prompt]
+        padding = (len(current) + 1) * width - (real + width)  # pad tokens of the chunk if this (longest) prompt joins
+        if current and (size + rows > batch_size or padding > PAD_SLACK * (real + width) + PAD_FREE):
+            chunks.append(current); current, size, real = [], 0, 0
+        current.append(prompt); size += rows; real += width
     return [(chunk, [rows_of[p] for p in chunk]) for chunk in chunks + [current]]
 
 @torch.no_grad()
@@ -92,7 +102,7 @@ def _score_completions(model, tokenizer, prompts: list[str], completions: list[s
         if not ids: raise ValueError(f"completion {i} is empty")
         tokens.append(ids)
     results = [None] * len(prompts)
-    chunks = _prompt_chunks(prompts, batch_size)
+    chunks = _prompt_chunks(prompts, batch_size, _token_counts(tokenizer, prompts, special))
     for chunk, rows_of in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
         batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
         rows = [i for r in rows_of for i in r]
