@@ -8,7 +8,7 @@ from .hooks import Positions
 from .prompts import format_chat
 from .capture import capture
 from .steering import Add, Ablate, Rotate, Cap, Gate, Scale, HeadRank1, NeuronRank1, steer
-from .generate import generate
+from .generate import generate, generate_conditions
 from .editing import fold, orthogonalize, ablate_everywhere, edit_head, edit_neuron, head_write_direction, save_edited
 from .data import fetch, load, serve_mirror, files_for
 from .runs import Run

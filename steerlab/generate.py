@@ -4,18 +4,19 @@
 
 # %% ../nbs/07_generate.ipynb #cfb13f5b
 from __future__ import annotations
+import contextlib
 from typing import Sequence
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import hook_site, hooks_removed_after
+from .hooks import Positions, hook_site, hooks_removed_after
 from .prompts import batches, encode_batch, format_prompts
 from .sites import parse_site
 
 # %% auto #0
-__all__ = ['generate']
+__all__ = ['generate', 'generate_conditions']
 
 # %% ../nbs/07_generate.ipynb #000fe147
 def _stop_ids(model: nn.Module, tokenizer, generate_kwargs: dict) -> torch.Tensor:
@@ -80,3 +81,20 @@ def generate(model: nn.Module, tokenizer, prompts: Sequence[str], max_new_tokens
             reader.settle(new[:, -1])  # the last call's reads predicted the last token
             for s, v in reader.means().items(): captured[s].append(v)
     return (results, {s: torch.cat(v) for s, v in captured.items()}) if sites else results
+
+# %% ../nbs/07_generate.ipynb #6eaee38d
+def generate_conditions(model: nn.Module, tokenizer, conditions: dict, batch_size: int = 16, seed: int | None = None,
+                        progress: bool | None = None, **generate_kwargs) -> dict[str, list[str]]:
+    "{name: texts}: every condition's prompts generated in shared batches, each row under its own condition's context."
+    jobs = [(name, i) for name, (prompts, _) in conditions.items() for i in range(len(prompts))]  # (condition, prompt index) per row
+    texts = {name: [] for name in conditions}
+    parts = list(batches(jobs, batch_size))
+    for k, (_, part) in enumerate(tqdm(parts, desc="generate", disable=progress is False or (progress is None and len(parts) < 3))):
+        with contextlib.ExitStack() as stack:
+            for name, (_, context) in conditions.items():
+                rows = torch.tensor([c == name for c, _ in part])  # (rows,)
+                if context is not None and rows.any(): stack.enter_context(context(Positions.rows(rows)))
+            out = generate(model, tokenizer, [conditions[c][0][i] for c, i in part], batch_size=len(part),
+                           seed=None if seed is None else seed + k, progress=False, **generate_kwargs)
+        for (c, _), text in zip(part, out): texts[c].append(text)
+    return texts

@@ -1,4 +1,6 @@
 "Parity: steering is exactly what it claims, on tiny models of every family and on the default model."
+import contextlib
+
 import pytest
 import torch
 
@@ -201,6 +203,22 @@ def test_row_positions_steer_only_their_rows(tiny, tokenizer):
     torch.testing.assert_close(mixed[0][real[0]], steered[0][real[0]])
     with pytest.raises(ValueError, match="row mask"), sl.steer(m, plan, positions=sl.Positions.rows([True, False])):
         logits(m, batch)
+    assert no_hooks(m)
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_conditions_sharing_a_batch_generate_as_alone(tiny, tokenizer, arch):
+    m = tiny[arch]
+    g = torch.Generator().manual_seed(4)
+    plans = {"add": {"blocks.0.hook_resid_post": sl.Add(torch.randn(64, generator=g), 6.0)},
+             "head": {"blocks.1.attn.hook_z": sl.HeadRank1(1, torch.randn(64, generator=g), torch.randn(16, generator=g), 8.0)}}
+    prompts = {"plain": PROMPTS[:2], "add": PROMPTS[1:], "head": PROMPTS[:1]}
+    conditions = {name: (ps, None if name == "plain" else lambda rows, plan=plans[name]: sl.steer(m, plan, positions=rows))
+                  for name, ps in prompts.items()}
+    mixed = sl.generate_conditions(m, tokenizer, conditions, batch_size=3, max_new_tokens=6)  # batches of 3 rows cut across conditions
+    for name, ps in prompts.items():
+        with (sl.steer(m, plans[name]) if name in plans else contextlib.nullcontext()):
+            assert mixed[name] == sl.generate(m, tokenizer, ps, max_new_tokens=6), name
     assert no_hooks(m)
 
 
