@@ -97,9 +97,9 @@ def think_edit_plan(model: nn.Module, heads: list[tuple[int, int]], short_dirs: 
 
 # %% ../../nbs/papers/thinkedit.ipynb #2c23cf4a
 def end_logprobs(model: nn.Module, tokenizer, prompts: list[str], responses: list[str],
-                 batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+                 batch_size: int = 16, system: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     "Per example: (log P(end of turn | prompt + response), mean log-prob of the response tokens), teacher-forced."
-    nll = token_nll(model, tokenizer, [r + tokenizer.eos_token for r in responses], format_prompts(tokenizer, prompts),
+    nll = token_nll(model, tokenizer, [r + tokenizer.eos_token for r in responses], format_prompts(tokenizer, prompts, system=system),
                     batch_size=batch_size)
     stop = np.array([-x[-1].item() for x in nll])
     tokens = np.array([-x[:-1].mean().item() if len(x) > 1 else np.nan for x in nll])
