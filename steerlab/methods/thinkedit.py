@@ -157,8 +157,8 @@ def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
         ax.set(xlabel="", ylabel="nats, vs the unedited model", title=title)
     edited = scored[scored["condition"] == "thinkedit"]
     for group, marker in (("shortest", "o"), ("rest", "x")):
-        rows = edited[edited["group"] == group]
-        axes[2].scatter(rows["base_length"], rows["length"], marker=marker, label=group)
+        rows = edited[(edited["group"] == group) & edited["length"].notna()]  # the questions ThinkEdit answered
+        if len(rows): axes[2].scatter(rows["base_length"], rows["length"], marker=marker, label=group)
     top_len = float(edited[["length", "base_length"]].max().max())
     axes[2].plot([0, top_len], [0, top_len], color="grey", lw=0.8, ls="--")
     axes[2].set(xlabel="length before the edit (tokens)", ylabel="length after ThinkEdit", title="Generated length")
