@@ -93,16 +93,16 @@ def _score_completions(model, tokenizer, prompts: list[str], completions: list[s
     special = _add_special_tokens(tokenizer, prompts)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    n_tokens = _token_counts(tokenizer, prompts, special)
     for i, prompt in enumerate(prompts):
-        if not (prompt or tokenizer(prompt, add_special_tokens=special)["input_ids"]):
-            raise ValueError(f"prompt {i} tokenizes to nothing: the completion has no context")
+        if not n_tokens[prompt]: raise ValueError(f"prompt {i} tokenizes to nothing: the completion has no context")
     tokens = []
     for i, text in enumerate(completions):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
         if not ids: raise ValueError(f"completion {i} is empty")
         tokens.append(ids)
     results = [None] * len(prompts)
-    chunks = _prompt_chunks(prompts, batch_size, _token_counts(tokenizer, prompts, special))
+    chunks = _prompt_chunks(prompts, batch_size, n_tokens)
     for chunk, rows_of in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
         batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
         rows = [i for r in rows_of for i in r]

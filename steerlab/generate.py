@@ -20,10 +20,10 @@ __all__ = ['generate', 'generate_conditions']
 
 # %% ../nbs/07_generate.ipynb #000fe147
 def _stop_ids(model: nn.Module, tokenizer, generate_kwargs: dict) -> torch.Tensor:
-    "The token ids that end a response: the generation config's end-of-sequence ids and the tokenizer's."
+    "The token ids that end a response, as generate sees them: the call's, else the generation config's, else the tokenizer's."
     ids = generate_kwargs.get("eos_token_id", getattr(getattr(model, "generation_config", None), "eos_token_id", None))
-    ids = [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
-    return torch.tensor(ids + ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []), dtype=torch.long)
+    if ids is None: ids = tokenizer.eos_token_id
+    return torch.tensor([] if ids is None else [ids] if isinstance(ids, int) else list(ids), dtype=torch.long)
 
 class _ResponseMeans:
     "Running means, per site, of the activations at the positions that predict each row's response tokens."
