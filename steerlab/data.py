@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_data.ipynb #a7efe93f
 from __future__ import annotations
-import contextlib, difflib, functools, http.server, importlib.resources, json, random, sys, threading, warnings
+import contextlib, functools, http.server, importlib.resources, json, random, sys, threading, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,6 +17,8 @@ import yaml
 from tqdm.auto import tqdm
 
 from .config import settings
+from .errors import unknown_name
+from .provenance import record_input
 
 # %% auto #0
 __all__ = ['FORMATS', 'GITHUB_RAW', 'BIG_FILE', 'PARSERS', 'CAA_BEHAVIORS', 'BIPO_BEHAVIORS', 'Entry', 'registry', 'entry',
@@ -57,14 +59,9 @@ def registry() -> dict[str, Entry]:
             entries[name] = Entry(name=name, source=group["source"], **{**fields, "papers": tuple(fields["papers"])})
     return entries
 
-def _unknown(what: str, value: str, known) -> KeyError:
-    "A KeyError for an unknown name that suggests close matches."
-    close = difflib.get_close_matches(value, list(known), n=5)
-    return KeyError(f"unknown {what} {value!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
-
 def entry(name: str) -> Entry:
-    "The registry entry called `name`; a KeyError suggests close matches."
-    if name not in registry(): raise _unknown("data file", name, registry())
+    "The registry entry called `name`; an unknown name suggests close matches."
+    if name not in registry(): raise unknown_name("data file", name, registry())
     return registry()[name]
 
 # %% ../nbs/08_data.ipynb #c623967b
@@ -115,8 +112,7 @@ def fetch(name: str | Entry) -> Path:
                               + _mirror_hint(e)) from err
     finally:
         logger.setLevel(level)
-    from steerlab.runs import note_input  # the active run's manifest lists every data file it read
-    note_input(path, role=f"data:{e.name}")
+    record_input(path, role=f"data:{e.name}")  # the run's manifest lists every data file it read
     return path
 
 # %% ../nbs/08_data.ipynb #6bdd3c50
@@ -256,7 +252,7 @@ def _paper_slugs() -> list[str]:
 def files_for(paper: str) -> list[str]:
     "Names of the registry files that paper notebook `paper` reads."
     names = [name for name, e in registry().items() if paper in e.papers]
-    if not names: raise _unknown("paper slug", paper, _paper_slugs())
+    if not names: raise unknown_name("paper slug", paper, _paper_slugs())
     return names
 
 def data_list() -> pd.DataFrame:
@@ -270,7 +266,7 @@ def data_fetch(target: str) -> list[Path]:
     "Fetch one file by name, every file of a paper slug, or 'all'; slugs and 'all' skip (with a warning) files without a sha256."
     if target in registry(): return [fetch(target)]
     names = list(registry()) if target == "all" else files_for(target) if target in _paper_slugs() else None
-    if names is None: raise _unknown("data file or paper slug", target, [*registry(), *_paper_slugs(), "all"])
+    if names is None: raise unknown_name("data file or paper slug", target, [*registry(), *_paper_slugs(), "all"])
     unhashed = [name for name in names if registry()[name].sha256 is None]
     if unhashed: warnings.warn(f"skipping {', '.join(unhashed)}: no sha256 in the registry")
     return _fetch_many([name for name in names if name not in unhashed])

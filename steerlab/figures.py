@@ -10,7 +10,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from .config import atomic_dir, settings, sha256_file
+from .config import settings
+from .files import atomic_dir, sha256_file
 
 # %% auto #0
 __all__ = ['NAME_PATTERN', 'set_style', 'check_name', 'figure_provenance', 'save_figure', 'publish_figures']

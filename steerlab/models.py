@@ -11,7 +11,10 @@ import torch
 import transformers
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from .config import atomic_dir, resolve_device, resolve_dtype, settings, sha256_file
+from .config import resolve_device, resolve_dtype, settings
+from .errors import unknown_name
+from .files import atomic_dir, sha256_file
+from .provenance import record_model
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'TINY_CONFIGS', 'embedded_gguf', 'default_model_dir', 'convert_default_model', 'load_model',
@@ -53,12 +56,6 @@ def convert_default_model(target: Path | None = None) -> Path:
     return target
 
 # %% ../nbs/01_models.ipynb #1ac59a48
-def _note_model(info: dict) -> None:
-    "Record the loaded model in the active run's manifest, if a run is active."
-    try: from steerlab.runs import note_model
-    except ImportError: return
-    note_model(info)
-
 def _weights_hash(folder: Path) -> str | None:
     "sha256 of a local checkpoint's weight files (None for hub ids)."
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
@@ -85,7 +82,7 @@ def load_model(name: str | None = None, device: str | None = None, dtype: str | 
                       f"Cause: {e}") from None
     model.to(resolve_device(device)).eval()
     prepare_tokenizer(tokenizer)
-    _note_model(dict(info, dtype=str(model.dtype), device=str(model.device)))
+    record_model(dict(info, dtype=str(model.dtype), device=str(model.device)))  # into the run's manifest, if one is recording
     return model, tokenizer
 
 def prepare_tokenizer(tokenizer):
@@ -117,7 +114,7 @@ TINY_CONFIGS = {
 
 def tiny_model(arch: str = "llama", vocab_size: int = 128, seed: int = 0):
     "A random-init, fp32, eval-mode model of family `arch` with 3 layers and width 64."
-    if arch not in TINY_CONFIGS: raise KeyError(f"no tiny config for {arch!r}; known: {sorted(TINY_CONFIGS)}")
+    if arch not in TINY_CONFIGS: raise unknown_name("tiny model architecture", arch, TINY_CONFIGS)
     config_name, extra = TINY_CONFIGS[arch]
     sizes = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
                  num_key_value_heads=2, max_position_embeddings=128)

@@ -14,7 +14,9 @@ import pandas as pd
 import torch
 import yaml
 
-from .config import resolve_device, seed_everything, settings, sha256_file
+from .config import resolve_device, seed_everything, settings
+from .files import sha256_file
+from .provenance import current_recorder, set_recorder
 from .figures import check_name, publish_figures, save_figure, set_style
 
 # %% auto #0
@@ -22,9 +24,9 @@ __all__ = ['CHECKED_TYPES', 'VERSIONED_PACKAGES', 'RUN_DIR_ENV', 'ANSI_CODES', '
            'papers_dir', 'params_dir', 'paper_slugs', 'notebook_path', 'notebook_title', 'parameters_cell',
            'parse_parameters', 'notebook_params', 'allowed_types', 'coerce_param', 'load_yaml_params', 'resolve_params',
            'package_versions', 'git_state', 'display_path', 'params_hash', 'device_name', 'now', 'new_run_id',
-           'new_manifest', 'write_json', 'Run', 'current_run', 'note_input', 'note_model', 'environment',
-           'same_interpreter_kernel_manager', 'kernel_environment', 'writable_folder', 'run_notebook', 'run_manifests',
-           'find_run', 'list_papers', 'redraw']
+           'new_manifest', 'write_json', 'Run', 'current_run', 'environment', 'same_interpreter_kernel_manager',
+           'kernel_environment', 'writable_folder', 'run_notebook', 'run_manifests', 'find_run', 'list_papers',
+           'redraw']
 
 # %% ../nbs/12_runs.ipynb #b4543496
 class SteerlabError(ValueError):
@@ -233,7 +235,6 @@ def write_json(path: Path, record: dict) -> None:
 
 # %% ../nbs/12_runs.ipynb #0877d1a8
 RUN_DIR_ENV = "STEERLAB_RUN_DIR"
-_current_run = None
 
 class Run:
     "One run of a paper notebook: its folder, manifest, results tables and figures."
@@ -250,7 +251,6 @@ class Run:
     @classmethod
     def start(cls, slug: str) -> Run:
         "Join the runner's run of `slug` (or start an interactive one), seed everything and set the figure style."
-        global _current_run
         if os.environ.get(RUN_DIR_ENV):
             folder = Path(os.environ[RUN_DIR_ENV])
             run = cls.load(folder)
@@ -268,7 +268,7 @@ class Run:
         seed_everything(run.seed)
         set_style()
         run.save()
-        _current_run = run
+        set_recorder(run)  # the core's loaders now record into this run's manifest
         return run
 
     @classmethod
@@ -314,16 +314,9 @@ class Run:
             self.save()
 
 def current_run() -> Run | None:
-    "The run this process is in (None outside a run)."
-    return _current_run
-
-def note_input(path: Path | str, role: str = "data") -> None:
-    "Record input file `path` (sha256) in the current run; no-op outside a run."
-    if _current_run is not None: _current_run.note_input(path, role)
-
-def note_model(info: dict) -> None:
-    "Record a model (name, weights sha256, ...) in the current run; no-op outside a run."
-    if _current_run is not None: _current_run.note_model(info)
+    "The run this context records into (None outside a run)."
+    recorder = current_recorder()
+    return recorder if isinstance(recorder, Run) else None
 
 # %% ../nbs/12_runs.ipynb #37e06752
 @contextlib.contextmanager

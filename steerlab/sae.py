@@ -23,7 +23,10 @@ from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 
 from .capture import capture
-from .config import atomic_dir, resolve_device, settings, sha256_file
+from .config import resolve_device, settings
+from .errors import unknown_name
+from .files import atomic_dir, sha256_file
+from .provenance import record_model
 from .evals import token_nll
 from .hooks import Positions
 from .models import default_model_dir
@@ -92,7 +95,7 @@ def _refusal(e: SAEEntry) -> str | None:
 
 def fetch_sae_file(e: SAEEntry, path: str) -> Path:
     "A verified local copy of one file of a registry SAE (pooch download at the pinned revision, sha256 checked)."
-    if path not in e.files: raise KeyError(f"{path!r} is not a file of SAE {e.name!r}; its files: {sorted(e.files)}")
+    if path not in e.files: raise unknown_name(f"file of SAE {e.name!r}", path, sorted(e.files))
     if (reason := _refusal(e)) is not None: raise ValueError(reason)
     target = settings().cache_dir / "saes" / "hub" / e.name / path
     try:
@@ -142,18 +145,13 @@ def load_sae(release_or_path: str | Path, site: str | None = None, device: str |
     sae.cfg.metadata.steerlab_site = site or sae_site(sae)
     sae.cfg.metadata.steerlab_name = name
     sae.eval()
-    _note_sae(dict(kind="sae", name=name, site=sae_site(sae), d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae, **info))
+    record_model(dict(kind="sae", name=name, site=sae_site(sae), d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae, **info))
     return sae
 
 def _read_info(folder: Path) -> dict:
     "The steerlab.json beside a saved SAE (quality numbers, weights hash), or {}."
     path = Path(folder) / "steerlab.json"
     return json.loads(path.read_text()) if path.is_file() else {}
-
-def _note_sae(info: dict) -> None:
-    "Record a loaded SAE in the active run's manifest, if a run is active."
-    from steerlab.runs import note_model
-    note_model(info)
 
 # %% ../nbs/09_sae.ipynb #bfa9c0b1
 def _encode(sae: SAE, acts: torch.Tensor) -> torch.Tensor:

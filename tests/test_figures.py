@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from steerlab import cli
-from steerlab.config import sha256_file
+from steerlab.files import sha256_file
 from steerlab.figures import save_figure
 from steerlab.runs import Run, SteerlabError, redraw, run_notebook
 

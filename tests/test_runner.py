@@ -6,7 +6,7 @@ import papermill
 import pytest
 
 from steerlab import cli
-from steerlab.config import sha256_file
+from steerlab.files import sha256_file
 from steerlab.runs import SteerlabError, list_papers, resolve_params, run_notebook
 
 REPO = Path(__file__).resolve().parents[1]

@@ -197,7 +197,7 @@ def test_small_default_sae_is_cached_atomically_and_reloads_fast(small_sae):
     assert sorted(p.name for p in folder.iterdir()) == ["cfg.json", "sae_weights.safetensors", "steerlab.json"]
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no scratch folder left behind
     info = small_sae["info"]
-    assert info["config"]["d_sae"] == 1024 and info["weights_sha256"] == sl.config.sha256_file(folder / "sae_weights.safetensors")
+    assert info["config"]["d_sae"] == 1024 and info["weights_sha256"] == sl.files.sha256_file(folder / "sae_weights.safetensors")
     assert small_sae["loaded_s"] < 2.0, small_sae["loaded_s"]
     assert torch.equal(small_sae["again"].W_dec, small_sae["sae"].W_dec) and S.sae_site(small_sae["sae"]) == SMALL.site
 
