@@ -1,17 +1,46 @@
-"""steerlab: a reproducible lab for activation-steering research."""
+"""steerlab: a reproducible lab for activation-steering research.
+
+`import steerlab as sl` loads nothing heavy: each public name below is imported from its module
+the first time it is used, so the command line starts at once and a notebook pays for torch only
+when it touches the model.
+"""
 __version__ = "0.1.0"
 
-from .config import settings, seed_everything
-from .models import load_model, load_tokenizer, tiny_model
-from .sites import sites, parse_site
-from .hooks import Positions
-from .prompts import format_chat
-from .capture import capture
-from .steering import Add, Ablate, Rotate, Cap, Gate, Scale, HeadRank1, NeuronRank1, steer
-from .generate import generate, generate_conditions
-from .editing import fold, orthogonalize, ablate_everywhere, edit_head, edit_neuron, head_write_direction, save_edited
-from .data import fetch, load, serve_mirror, files_for
-from .runs import Run
-from .figures import save_figure
-from .vectors import Vector, hash_data, save_vectors, load_vectors, diff_in_means, pca_direction, probe_direction, lda_direction, export_gguf, import_gguf
-from .evals import token_nll, perplexity, option_logprobs, option_probs, is_refusal, refusal_score, Judge
+import importlib
+
+_PUBLIC = {  # module -> the public names it gives `steerlab`
+    "errors": ["SteerlabError", "UnknownName"],
+    "config": ["settings", "seed_everything", "resolve_device", "resolve_dtype"],
+    "models": ["load_model", "load_tokenizer", "tiny_model"],
+    "sites": ["sites", "parse_site"],
+    "hooks": ["Positions"],
+    "prompts": ["format_chat"],
+    "capture": ["capture"],
+    "steering": ["Add", "Ablate", "Rotate", "Cap", "Gate", "Scale", "HeadRank1", "NeuronRank1", "steer"],
+    "generate": ["generate", "generate_conditions"],
+    "editing": ["fold", "orthogonalize", "ablate_everywhere", "edit_head", "edit_neuron", "head_write_direction",
+                "save_edited"],
+    "data": ["fetch", "load", "serve_mirror", "files_for"],
+    "vectors": ["Vector", "hash_data", "save_vectors", "load_vectors", "diff_in_means", "pca_direction",
+                "probe_direction", "lda_direction", "export_gguf", "import_gguf"],
+    "evals": ["token_nll", "perplexity", "option_logprobs", "option_probs", "is_refusal", "refusal_score", "Judge"],
+    "sae": ["load_sae"],
+    "lab.run": ["Run"],
+    "lab.figures": ["save_figure"],
+}
+_HOME = {name: module for module, names in _PUBLIC.items() for name in names}
+__all__ = sorted(_HOME)
+
+def __getattr__(name: str):
+    "Import a public name from its module, or a submodule (`sl.data`, `sl.lab`), on first use (PEP 562)."
+    if name not in _HOME:
+        try: return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}": raise
+        raise AttributeError(f"module 'steerlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

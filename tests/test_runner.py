@@ -5,9 +5,11 @@ from pathlib import Path
 import papermill
 import pytest
 
-from steerlab import cli
+from steerlab.lab import cli
 from steerlab.files import sha256_file
-from steerlab.runs import SteerlabError, list_papers, resolve_params, run_notebook
+from steerlab.errors import SteerlabError
+from steerlab.lab.params import resolve_params
+from steerlab.lab.runner import list_papers, run_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "tests" / "notebooks"
@@ -103,7 +105,7 @@ def test_same_params_and_seed_give_same_bytes_in_the_runners_interpreter(lab):
 
 
 def test_failed_notebook_is_kept_marked_failed_and_exits_1(lab, capsys):
-    command = [sys.executable, "-c", "import sys; from steerlab.cli import main; sys.exit(main())", "run", "raises"]
+    command = [sys.executable, "-c", "import sys; from steerlab.lab.cli import main; sys.exit(main())", "run", "raises"]
     done = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"PYTHONPATH": str(REPO)})
     assert done.returncode == 1, done.stderr
     assert "----> 1 raise ValueError" in done.stderr  # the notebook's own traceback is shown
@@ -133,3 +135,15 @@ def test_cli_bad_input_prints_one_line_and_exits_2(lab, capsys, argv, message):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"steerlab: error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.notebook
+def test_lab_settings_reach_a_paper_notebook(tmp_path, monkeypatch):
+    "STEERLAB_DTYPE reaches a paper notebook whose `dtype` parameter is left None: its model runs in bfloat16."
+    monkeypatch.setenv("STEERLAB_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("STEERLAB_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("STEERLAB_DTYPE", "bfloat16")
+    small = dict(n_pairs=4, n_eval=2, strengths=[0.1, 0.2], max_new_tokens=4, n_random=1)  # bf16 matmuls are slow on a CPU
+    manifest = json.loads((run_notebook("quickstart", small) / "manifest.json").read_text())
+    assert manifest["params"]["dtype"] is None and manifest["settings"]["dtype"] == "bfloat16"
+    assert [m["dtype"] for m in manifest["models"]] == ["torch.bfloat16"]
