@@ -25,6 +25,9 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
                 "probe_direction", "lda_direction", "export_gguf", "import_gguf"],
     "evals": ["token_nll", "perplexity", "option_logprobs", "option_probs", "is_refusal", "refusal_score", "Judge"],
     "sae": ["load_sae"],
+    "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted",
+                 "random_subsets"],
+    "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest"],
     "lab.run": ["Run"],
     "lab.figures": ["save_figure"],
 }
