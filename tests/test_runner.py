@@ -2,6 +2,7 @@
 import json, os, subprocess, sys
 from pathlib import Path
 
+import pandas as pd
 import papermill
 import pytest
 
@@ -116,7 +117,7 @@ def test_failed_notebook_is_kept_marked_failed_and_exits_1(lab, capsys):
     assert manifest["results"] == {"before_error": 1} and manifest["timings"]["end"]
     assert (lab / "runs" / "raises" / run_id / "notebook.ipynb").is_file()
     assert not (lab / "figures" / "raises").exists()
-    assert {row["slug"]: row["status"] for row in list_papers()} == {"raises": "failed", "tiny": "never run"}
+    assert {row["slug"]: row["status"] for row in list_papers()} == {"raises": "failed", "tiny": "never run", "verdicts": "never run"}
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[1].split() == ["raises", "Raising", "fixture", run_id, "failed", manifest["timings"]["start"]]
@@ -147,3 +148,15 @@ def test_lab_settings_reach_a_paper_notebook(tmp_path, monkeypatch):
     manifest = json.loads((run_notebook("quickstart", small) / "manifest.json").read_text())
     assert manifest["params"]["dtype"] is None and manifest["settings"]["dtype"] == "bfloat16"
     assert [m["dtype"] for m in manifest["models"]] == ["torch.bfloat16"]
+
+
+def test_seeds_give_each_claims_verdict_per_seed(lab, capsys):
+    assert cli.main(["run", "verdicts", "--seeds", "0", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split("(")[1].split(",")[0] for line in out.splitlines() if line.startswith("run:")] == ["seed 0", "seed 1", "seed 2"]
+    table = pd.read_csv(lab / "runs" / "verdicts" / "stability.csv")
+    assert list(table.columns) == ["claim", "seed 0", "seed 1", "seed 2", "verdict", "stable"]
+    clear = table.set_index("claim").loc["C1: items of mean 2.0"]
+    assert clear.verdict == "reproduced" and clear.stable  # a clear effect holds over seeds
+    assert set(table.verdict) <= {"reproduced", "same direction", "not reproduced"}
+    assert cli.main(["run", "verdicts", "--seeds", "0", "-p", "seed", "1"]) == 2  # one way to give seeds

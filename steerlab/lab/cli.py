@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", help="parameters from params/<slug>/<PROFILE>.yaml (smoke: CPU defaults; "
                      "paper: the paper's models and sizes)")
     run.add_argument("--log-output", action="store_true", help="stream the notebook's output while it runs")
+    run.add_argument("--seeds", nargs="+", type=int, metavar="SEED",
+                     help="run once per seed and write each claim's verdict per seed to runs/<slug>/stability.csv")
     figures = commands.add_parser("figures", help="redraw a run's figures from its saved results")
     figures.add_argument("slug")
     figures.add_argument("--run", dest="run_id", help="the run to redraw (default: the latest successful run)")
@@ -62,11 +64,17 @@ def run_command(args) -> int:
     from steerlab.config import settings
     from steerlab.lab.run import Run
     from steerlab.lab.runner import run_notebook
+    from steerlab.lab.runner import run_seeds
     if args.log_output: logging.basicConfig(level=logging.INFO, format="%(message)s")
-    folder = run_notebook(args.slug, dict(args.param), profile=args.profile, params_file=args.file,
-                          log_output=args.log_output)
-    manifest = Run.load(folder).manifest
-    print(f"run:     {shown(folder)}  ({manifest['status']}, {manifest['timings']['seconds']} s)")
+    options = dict(profile=args.profile, params_file=args.file, log_output=args.log_output)
+    if args.seeds: folders, stability = run_seeds(args.slug, args.seeds, dict(args.param), **options)
+    else: folders = [run_notebook(args.slug, dict(args.param), **options)]
+    for folder in folders:
+        manifest = Run.load(folder).manifest
+        print(f"run:     {shown(folder)}  (seed {manifest['seed']}, {manifest['status']}, {manifest['timings']['seconds']} s)")
+    if args.seeds:
+        print(f"verdicts over seeds {' '.join(map(str, args.seeds))}: {shown(settings().runs_dir / args.slug / 'stability.csv')}")
+        print(stability.to_string(index=False))
     figures = ", ".join(manifest["figures"])
     print(f"figures: {shown(settings().figures_dir / args.slug)}  ({figures})" if figures else "figures: none saved")
     return 0

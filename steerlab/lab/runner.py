@@ -9,14 +9,14 @@ from pathlib import Path
 
 from ..config import environment, settings
 from ..errors import SteerlabError, unknown_name
-from ..files import write_json
+from ..files import write_atomic, write_json
 from .figures import publish_figures, save_figure, set_style
 from .params import notebook_path, notebook_title, paper_slugs, papers_dir, resolve_params
 from .run import RUN_DIR_ENV, Run, new_manifest, new_run_id, now
 
 # %% auto #0
 __all__ = ['ANSI_CODES', 'RunFailed', 'same_interpreter_kernel_manager', 'kernel_environment', 'writable_folder', 'run_notebook',
-           'run_manifests', 'find_run', 'list_papers', 'redraw']
+           'run_manifests', 'find_run', 'list_papers', 'redraw', 'stability_table', 'run_seeds']
 
 # %% ../../nbs/14_runner.ipynb #0eb4be86
 class RunFailed(SteerlabError):
@@ -141,3 +141,29 @@ def redraw(slug: str, run_id: str | None = None) -> list[Path]:
         plt.close(fig)
     if run.manifest["status"] == "ok": publish_figures(run.dir, slug)
     return paths
+
+# %% ../../nbs/14_runner.ipynb #6329c782
+def stability_table(folders: list[Path], seeds: list[int]):
+    "Each claim's verdict in the runs in `folders` (one per seed), its weakest verdict and whether it held."
+    import pandas as pd
+    from steerlab.claims import weakest
+    verdicts = {}
+    for folder, seed in zip(folders, seeds):
+        path = Path(folder) / "results" / "paper_vs_run.csv"
+        if not path.is_file(): raise SteerlabError(f"run {Path(folder).name} saved no paper_vs_run table")
+        verdicts[f"seed {seed}"] = pd.read_csv(path).set_index("claim")["verdict"]
+    table = pd.DataFrame(verdicts)  # claims missing from a run (a row only some seeds produce) are NaN
+    table["verdict"] = [weakest(list(row.fillna("not run"))) for _, row in table.iterrows()]
+    table["stable"] = table.drop(columns="verdict").nunique(axis=1, dropna=False) == 1
+    return table.reset_index(names="claim")
+
+def run_seeds(slug: str, seeds: list[int], params: dict | None = None, profile: str | None = None,
+              params_file: Path | str | None = None, log_output: bool = False):
+    "Run paper `slug` once per seed; return the run folders and the stability table (also written to runs/<slug>/stability.csv)."
+    if len(set(seeds)) != len(seeds) or not seeds: raise SteerlabError(f"seeds must be distinct and at least one, got {seeds}")
+    if "seed" in (params or {}): raise SteerlabError("give the seeds with --seeds, not as a parameter")
+    folders = [run_notebook(slug, {**(params or {}), "seed": seed}, profile, params_file, log_output) for seed in seeds]
+    table = stability_table(folders, seeds)
+    write_atomic(settings().runs_dir / slug / "stability.csv",
+                 lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"))
+    return folders, table
