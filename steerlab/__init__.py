@@ -14,4 +14,9 @@ from .data import fetch, load, serve_mirror, files_for
 from .runs import Run
 from .figures import save_figure
 from .vectors import Vector, hash_data, save_vectors, load_vectors, diff_in_means, pca_direction, probe_direction, lda_direction, export_gguf, import_gguf
-from .evals import token_nll, perplexity, option_logprobs, option_probs, is_refusal, refusal_score, Judge
+from .evals import token_nll, perplexity, option_logprobs, option_probs, is_refusal, refusal_score
+from .steering import unit
+from .editing import Edit, Edits, out_matrix
+from .evals import next_token_logprobs, continuation_logprobs, auroc
+from .prompts import format_prompts
+from .sites import dims, submodule
