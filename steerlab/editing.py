@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from .sites import adapter, block, dims, parse_site, sites, submodule
-from .steering import Ablate, _tensor, _unit
+from .steering import Ablate, Add, _tensor, unit
 
 # %% auto #0
-__all__ = ['Edit', 'fold', 'ablate_everywhere', 'orthogonalize', 'edit_head', 'edit_neuron', 'head_write_direction',
-           'save_edited']
+__all__ = ['Edit', 'Edits', 'out_matrix', 'fold', 'ablate_everywhere', 'orthogonalize', 'edit_head', 'edit_neuron',
+           'head_write_direction', 'save_edited']
 
 # %% ../nbs/06_editing.ipynb #874c7521
 class Edit:
@@ -31,7 +31,7 @@ class Edit:
     def add_bias(self, module: nn.Module) -> nn.Parameter:
         "Give a bias-free module a zero bias (removed again by undo)."
         if module.bias is None:
-            out = _out_matrix(module).shape[0]
+            out = out_matrix(module).shape[0]
             w = module.weight
             module.bias = nn.Parameter(torch.zeros(out, dtype=w.dtype, device=w.device))
             self._undo.append(lambda: module.register_parameter("bias", None))
@@ -51,7 +51,23 @@ class Edit:
     def __exit__(self, *exc): self.undo()
     def __repr__(self): return f"Edit({self.name})"
 
-def _out_matrix(module: nn.Module) -> torch.Tensor:
+class Edits(list):
+    "Several reversible edits held together, applied from `edits` (undone if one fails); `undo()` restores them all, newest first."
+    def __init__(self, edits=()):
+        super().__init__()
+        try:
+            for edit in edits: self.append(edit)
+        except BaseException:
+            self.undo(); raise
+
+    def undo(self):
+        "Undo every edit, newest first."
+        while self: self.pop().undo()
+
+    def __enter__(self): return self
+    def __exit__(self, *exc): self.undo()
+
+def out_matrix(module: nn.Module) -> torch.Tensor:
     "The weight as (out_features, in_features); GPT-2's Conv1D stores it transposed."
     return module.weight.T if type(module).__name__ == "Conv1D" else module.weight
 
@@ -82,10 +98,12 @@ def _writer_bias(edit: Edit, model: nn.Module, layer: int, writer: str) -> nn.Pa
         for name in names: edit.add_bias(getattr(parent, name))
     return module.bias
 
-def fold(model: nn.Module, site: str, vector, coeff: float = 1.0) -> Edit:
-    "Fold `Add(vector, coeff)` at all positions of `site` into a bias; returns the reversible Edit."
+def fold(model: nn.Module, site: str, vector, coeff: float = 1.0, relative: bool = False, norm_ref: float | None = None) -> Edit:
+    "Fold `Add(vector, coeff, relative, norm_ref)` at all positions of `site` into a bias; returns the reversible Edit."
     s = parse_site(model, site)
-    v = _tensor(vector) * float(coeff)
+    add = Add(vector, coeff, relative, norm_ref)
+    add.check(s)
+    v = add.v * float(coeff)
     if v.shape != s.shape or not torch.isfinite(v).all(): raise ValueError(f"vector must be finite with shape {s.shape} for {site}")
     if s.kind in ("hook_resid_post", "hook_mlp_out"): layer, writer = s.layer, "mlp"
     elif s.kind in ("hook_attn_out", "hook_resid_mid"): layer, writer = s.layer, "attn"
@@ -114,7 +132,7 @@ def orthogonalize(model: nn.Module, direction) -> Edit:
     "Remove `direction` from every residual-stream writer; equivalent to `ablate_everywhere`. Reversible."
     a = adapter(model)
     if a.sandwich_norm: raise NotImplementedError(f"{model.config.model_type}: a norm follows each writer, so weights cannot be orthogonalized exactly")
-    u = _unit(_tensor(direction))
+    u = unit(direction)
     if u.shape != (dims(model)["d_model"],): raise ValueError(f"direction must have shape ({dims(model)['d_model']},)")
     edit = Edit(model, "orthogonalize")
     out_emb = model.get_output_embeddings()
@@ -129,7 +147,7 @@ def orthogonalize(model: nn.Module, direction) -> Edit:
     for L in range(dims(model)["n_layers"]):
         for role in ("o_proj", "down_proj"):
             module = submodule(model, L, role)
-            W, uu = _out_matrix(module), u.to(module.weight)  # W: (d_model, in)
+            W, uu = out_matrix(module), u.to(module.weight)  # W: (d_model, in)
             _set_out_matrix(edit, module, W - uu[:, None] * (uu @ W)[None, :])
             if module.bias is not None: edit.set_weight(module.bias, module.bias - (module.bias @ uu) * uu)
     return edit
@@ -142,7 +160,7 @@ def edit_head(model: nn.Module, layer: int, head: int, u, k, lam: float = 1.0) -
     u, k = _tensor(u), _tensor(k)
     if u.shape != (d["d_model"],) or k.shape != (d["d_head"],): raise ValueError(f"u must be ({d['d_model']},) and k ({d['d_head']},)")
     module = submodule(model, layer, "o_proj")
-    W = _out_matrix(module).detach().clone()  # (d_model, n_heads*d_head)
+    W = out_matrix(module).detach().clone()  # (d_model, n_heads*d_head)
     cols = slice(head * d["d_head"], (head + 1) * d["d_head"])
     W[:, cols] += lam * u.to(W)[:, None] * k.to(W)[None, :]
     edit = Edit(model, f"edit_head({layer},{head})")
@@ -156,7 +174,7 @@ def edit_neuron(model: nn.Module, layer: int, neuron: int, u, lam: float = 1.0) 
     u = _tensor(u)
     if u.shape != (d["d_model"],): raise ValueError(f"u must have shape ({d['d_model']},)")
     module = submodule(model, layer, "down_proj")
-    W = _out_matrix(module).detach().clone()  # (d_model, d_mlp)
+    W = out_matrix(module).detach().clone()  # (d_model, d_mlp)
     W[:, neuron] += lam * u.to(W)
     edit = Edit(model, f"edit_neuron({layer},{neuron})")
     _set_out_matrix(edit, module, W)
@@ -165,8 +183,8 @@ def edit_neuron(model: nn.Module, layer: int, neuron: int, u, lam: float = 1.0) 
 def head_write_direction(model: nn.Module, layer: int, head: int, u) -> tuple[torch.Tensor, float]:
     "(k, ‖W_hᵀu‖): the head's input direction that writes along unit u, and its gain."
     d = dims(model)
-    W = _out_matrix(submodule(model, layer, "o_proj")).detach()[:, head * d["d_head"]:(head + 1) * d["d_head"]]
-    g = W.T @ _unit(_tensor(u)).to(W)  # (d_head,)
+    W = out_matrix(submodule(model, layer, "o_proj")).detach()[:, head * d["d_head"]:(head + 1) * d["d_head"]]
+    g = W.T @ unit(u).to(W)  # (d_head,)
     return g / g.norm(), float(g.norm())
 
 def save_edited(model: nn.Module, path: str | Path, tokenizer=None) -> Path:

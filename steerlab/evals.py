@@ -4,18 +4,19 @@
 
 # %% ../nbs/10_evals.ipynb #a4f004ab
 from __future__ import annotations
-import inspect
-from typing import Protocol, Sequence, runtime_checkable
+import contextlib, inspect
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from .hooks import continuing
-from .prompts import batches, encode_batch
+from .hooks import Positions, as_positions, continuing
+from .prompts import encode_batch
+from .steering import steer
 
 # %% auto #0
-__all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'option_logprobs', 'option_probs',
-           'is_refusal', 'refusal_score', 'Judge']
+__all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs',
+           'continuation_logprobs', 'option_logprobs', 'option_probs', 'is_refusal', 'refusal_score', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def _strings(items, name: str) -> list[str]:
@@ -74,22 +75,44 @@ def _token_counts(tokenizer, texts: list[str], special: bool) -> dict[str, int]:
     distinct = list(dict.fromkeys(texts))
     return dict(zip(distinct, map(len, tokenizer(distinct, add_special_tokens=special)["input_ids"])))
 
-def _prompt_chunks(prompts: list[str], batch_size: int, n_tokens: dict[str, int]) -> list[tuple[list[str], list[list[int]]]]:
-    "Distinct prompts, shortest first, in chunks of whole prompts holding at most `batch_size` rows (or one prompt) and little padding: [(prompts, rows of each)]."
+def _prompt_chunks(prompts: list[str], batch_size: int, n_tokens: dict[str, int],
+                   keys: list | None = None) -> list[tuple[list[str], list[list[int]]]]:
+    "Distinct prompts (or distinct `keys`, one per row), shortest first, in chunks of whole prompts holding at most `batch_size` rows (or one prompt) and little padding: [(prompts, rows of each)]."
     rows_of = {}
-    for i, prompt in enumerate(prompts): rows_of.setdefault(prompt, []).append(i)
+    for i, key in enumerate(prompts if keys is None else keys): rows_of.setdefault(key, []).append(i)
     chunks, current, size, real = [], [], 0, 0
-    for prompt in sorted(rows_of, key=n_tokens.get):
-        rows, width = len(rows_of[prompt]), n_tokens[prompt]
+    for key in sorted(rows_of, key=lambda k: n_tokens[prompts[rows_of[k][0]]]):
+        rows, width = len(rows_of[key]), n_tokens[prompts[rows_of[key][0]]]
         padding = (len(current) + 1) * width - (real + width)  # pad tokens of the chunk if this (longest) prompt joins
         if current and (size + rows > batch_size or padding > PAD_SLACK * (real + width) + PAD_FREE):
             chunks.append(current); current, size, real = [], 0, 0
-        current.append(prompt); size += rows; real += width
-    return [(chunk, [rows_of[p] for p in chunk]) for chunk in chunks + [current]]
+        current.append(key); size += rows; real += width
+    return [([prompts[rows_of[k][0]] for k in chunk], [rows_of[k] for k in chunk]) for chunk in chunks + [current]]
+
+def _prompt_pass(model, batch: dict, use_cache: bool):
+    "Run a chunk's prompts (positions from the mask), keeping logits at the last position only."
+    return _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=use_cache)
+
+def _rows_by_pass(prompt_rows: torch.Tensor, completion_rows: torch.Tensor) -> Positions:
+    "One plan's rows: `prompt_rows` in the prompt pass (it starts at position 0), `completion_rows` in the passes that continue it."
+    first, then = Positions.rows(prompt_rows), Positions.rows(completion_rows)
+    return Positions(lambda p: first(p) if p.positions[0] == 0 else then(p), "plan rows")
+
+def _plans_on(model, plans: list | None, positions, rows_of: list[list[int]], source: torch.Tensor) -> contextlib.ExitStack:
+    "A context steering each distinct plan of a chunk on its own rows only, at `positions` (rows_of: the rows of each prompt of the chunk)."
+    stack = contextlib.ExitStack()
+    if plans is None: return stack
+    where = as_positions(positions)
+    prompt_plans = [plans[rows[0]] for rows in rows_of]  # the rows of one prompt share its plan
+    for plan in {id(p): p for p in prompt_plans if p is not None}.values():
+        rows = torch.tensor([p is plan for p in prompt_plans])  # (prompts in the chunk,)
+        stack.enter_context(steer(model, plan, positions=where & _rows_by_pass(rows, rows[source.cpu()])))
+    return stack
 
 @torch.no_grad()
-def _score_completions(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int) -> list[torch.Tensor]:
-    "Log-probability of each completion token given its prompt: each distinct prompt runs once, its completions continue it from the cache."
+def _score_completions(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int,
+                       plans: list | None = None, positions="all") -> list[torch.Tensor]:
+    "Log-probability of each completion token given its prompt (row i steered by `plans[i]`): each distinct (prompt, plan) runs once, its completions continue it from the cache."
     special = _add_special_tokens(tokenizer, prompts)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -102,23 +125,25 @@ def _score_completions(model, tokenizer, prompts: list[str], completions: list[s
         if not ids: raise ValueError(f"completion {i} is empty")
         tokens.append(ids)
     results = [None] * len(prompts)
-    chunks = _prompt_chunks(prompts, batch_size, n_tokens)
+    keys = None if plans is None else [(prompt, id(plan)) for prompt, plan in zip(prompts, plans)]
+    chunks = _prompt_chunks(prompts, batch_size, n_tokens, keys)
     for chunk, rows_of in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
         batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
         rows = [i for r in rows_of for i in r]
         source = torch.tensor([p for p, r in enumerate(rows_of) for _ in r], device=device)  # (n,) prompt row of each completion
-        out = _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True)
-        first = out.logits[:, -1].float().log_softmax(-1).index_select(0, source)  # (n, vocab): predicts each first completion token
-        cache = out.cache
-        if len(rows) != len(chunk): cache.reorder_cache(source)  # one cached copy of its prompt per completion
         width = max(len(tokens[i]) for i in rows)
         ids = torch.tensor([tokens[i] + [pad] * (width - len(tokens[i])) for i in rows], device=device)  # (n, width) right-padded
         real = torch.tensor([[1] * len(tokens[i]) + [0] * (width - len(tokens[i])) for i in rows], device=device)
         mask = torch.cat([batch["attention_mask"].index_select(0, source), real], 1)  # (n, prompt width + width)
         position_ids = batch["position_ids"][:, -1:].index_select(0, source) + 1 + torch.arange(width, device=device)  # (n, width)
-        with continuing(source):
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, cache=cache,
-                           use_cache=True).logits  # (n, width, vocab); position j predicts completion token j + 1
+        with _plans_on(model, plans, positions, rows_of, source):
+            out = _prompt_pass(model, batch, use_cache=True)
+            first = out.logits[:, -1].float().log_softmax(-1).index_select(0, source)  # (n, vocab): predicts each first completion token
+            cache = out.cache
+            if len(rows) != len(chunk): cache.reorder_cache(source)  # one cached copy of its prompt per completion
+            with continuing(source):
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, cache=cache,
+                               use_cache=True).logits  # (n, width, vocab); position j predicts completion token j + 1
         for row, i in enumerate(rows):
             n = len(tokens[i])
             logprobs = torch.cat([first[row, None], logits[row, :n - 1].float().log_softmax(-1)])  # (n, vocab)
@@ -141,6 +166,34 @@ def perplexity(model, tokenizer, texts: Sequence[str], prompts: Sequence[str] | 
                batch_size: int = 16) -> list[float]:
     "exp(mean per-token NLL) of each text (given its prompt, if any)."
     return [nll.double().mean().exp().item() for nll in token_nll(model, tokenizer, texts, prompts, batch_size)]
+
+# %% ../nbs/10_evals.ipynb #fddd6d77
+@torch.no_grad()
+def next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 16) -> torch.Tensor:
+    "Log-probabilities of the token after each prompt: (n_prompts, vocab)."
+    prompts = _strings(prompts, "prompts")
+    special = _add_special_tokens(tokenizer, prompts)
+    device = next(model.parameters()).device
+    n_tokens = _token_counts(tokenizer, prompts, special)
+    for i, prompt in enumerate(prompts):
+        if not n_tokens[prompt]: raise ValueError(f"prompt {i} tokenizes to nothing: there is no next token to predict")
+    results = [None] * len(prompts)
+    for chunk, rows_of in _prompt_chunks(prompts, batch_size, n_tokens):
+        batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
+        logprobs = _prompt_pass(model, batch, use_cache=False).logits[:, -1].float().log_softmax(-1).cpu()  # (chunk, vocab)
+        for row, rows in enumerate(rows_of):
+            for i in rows: results[i] = logprobs[row]
+    return torch.stack(results)
+
+def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuations: Sequence[str],
+                          plans: Sequence[dict | None] | None = None, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
+    "Log-probability of each token of each row's continuation after its prompt, row i steered by `plans[i]` at `positions`: one (n_tokens,) tensor per row."
+    prompts, continuations = _strings(prompts, "prompts"), _strings(continuations, "continuations")
+    if len(prompts) != len(continuations): raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+    if plans is not None:
+        plans = list(plans)
+        if len(plans) != len(prompts): raise ValueError(f"{len(prompts)} prompts but {len(plans)} plans")
+    return _score_completions(model, tokenizer, prompts, continuations, batch_size, plans, positions)
 
 # %% ../nbs/10_evals.ipynb #1418b52b
 def _option_lists(options, n_prompts: int) -> list[list[str]]:
@@ -181,7 +234,11 @@ def refusal_score(texts: Sequence[str], substrings: Sequence[str] = REFUSAL_SUBS
     "`is_refusal` of each text."
     return [is_refusal(t, substrings) for t in _strings(texts, "texts")]
 
-@runtime_checkable
-class Judge(Protocol):
-    "Scores texts: higher means more of the judged property (e.g. refusal, harm, concept presence)."
-    def __call__(self, texts: Sequence[str]) -> Sequence[float]: ...
+# %% ../nbs/10_evals.ipynb #310b3c0b
+def auroc(pos_scores, neg_scores) -> float:
+    "P(a random positive scores above a random negative), ties counting half; scores are tensors, arrays or lists."
+    pos = torch.as_tensor(pos_scores, dtype=torch.float64).flatten()
+    neg = torch.as_tensor(neg_scores, dtype=torch.float64).flatten()
+    if not len(pos) or not len(neg): raise ValueError(f"auroc needs scores in both groups, got {len(pos)} positive and {len(neg)} negative")
+    diff = pos[:, None] - neg[None, :]  # (n_pos, n_neg)
+    return ((diff > 0).double() + 0.5 * (diff == 0).double()).mean().item()

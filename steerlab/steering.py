@@ -5,7 +5,6 @@
 # %% ../nbs/05_steering.ipynb #42e51fe1
 from __future__ import annotations
 import contextlib, math
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -14,7 +13,7 @@ from .hooks import Pass, Tracker, as_positions, hook_site, hook_write, hooks_rem
 from .sites import Site, parse_site
 
 # %% auto #0
-__all__ = ['Intervention', 'Add', 'Ablate', 'Rotate', 'Cap', 'Gate', 'Scale', 'HeadRank1', 'NeuronRank1', 'steer']
+__all__ = ['unit', 'Intervention', 'Add', 'Ablate', 'Rotate', 'Cap', 'Gate', 'Scale', 'HeadRank1', 'NeuronRank1', 'steer']
 
 # %% ../nbs/05_steering.ipynb #8006833c
 def _tensor(v) -> torch.Tensor:
@@ -28,9 +27,11 @@ def _check_direction(t: torch.Tensor, site: Site, what: str):
     if tuple(t.shape[-len(site.shape):]) != site.shape and t.shape[-1:] != site.shape[-1:]:
         raise ValueError(f"{what} has shape {tuple(t.shape)}, but {site.name} has width {site.shape}")
 
-def _unit(t: torch.Tensor) -> torch.Tensor:
+def unit(v) -> torch.Tensor:
+    "`v / ‖v‖` along the last dim, as a float tensor, for a tensor (d,) or (k, d) or a Vector."
+    t = _tensor(v)
     n = t.norm(dim=-1, keepdim=True)
-    if (n == 0).any(): raise ValueError("a direction has zero norm")
+    if (n == 0).any(): raise ValueError(f"a direction of shape {tuple(t.shape)} has zero norm: it has no unit vector")
     return t / n
 
 class _Cached:
@@ -50,15 +51,17 @@ class Intervention(_Cached):
 class Add(Intervention):
     "h + coeff·v. `coeff` may be a float or a (batch,) tensor; `relative=True` scales a unit v by coeff × the site's typical norm."
     def __init__(self, vector, coeff: float | torch.Tensor = 1.0, relative: bool = False, norm_ref: float | None = None):
-        self.v = _tensor(vector)
+        self.v, self.site = _tensor(vector), getattr(vector, "site", None)  # a Vector's recorded site; a tensor has none
         if relative:
             norm_ref = norm_ref if norm_ref is not None else getattr(vector, "norm_ref", None)
             if norm_ref is None: raise ValueError("relative=True needs the site's typical norm: pass norm_ref= or a Vector with norm_ref")
-            self.v = _unit(self.v) * float(norm_ref)
+            self.v = unit(self.v) * float(norm_ref)
         self.coeff = torch.as_tensor(coeff, dtype=torch.float32)
         if not torch.isfinite(self.coeff).all(): raise ValueError("coeff contains NaN or inf")
 
-    def check(self, site): _check_direction(self.v, site, "Add vector")
+    def check(self, site):
+        if self.site is not None and self.site != site.name: raise ValueError(f"Add vector was made at {self.site}, not at {site.name}")
+        _check_direction(self.v, site, "Add vector")
 
     def __call__(self, h, p):
         coeff = self._on("coeff", h)
@@ -81,11 +84,11 @@ class Rotate(Intervention):
     "Norm-preserving rotation in the plane of b1, b2: by `angle` (degrees), or to it from b1 with mode='to'."
     def __init__(self, b1, b2, angle: float, mode: str = "by"):
         if mode not in ("by", "to"): raise ValueError(f"mode must be 'by' or 'to', got {mode!r}")
-        e1 = _unit(_tensor(b1))
+        e1 = unit(b1)
         b2 = _tensor(b2)
         e2 = b2 - (b2 @ e1) * e1  # Gram-Schmidt
         if e2.norm() < 1e-6 * b2.norm().clamp_min(1e-12): raise ValueError("b1 and b2 are parallel: they span no plane")
-        self.plane, self.angle, self.mode = torch.stack([e1, _unit(e2)]), math.radians(angle), mode  # plane: (2, d)
+        self.plane, self.angle, self.mode = torch.stack([e1, unit(e2)]), math.radians(angle), mode  # plane: (2, d)
     def check(self, site): _check_direction(self.plane, site, "Rotate plane")
     def __call__(self, h, p):
         plane = self._on("plane", h)
@@ -100,7 +103,7 @@ class Cap(Intervention):
     def __init__(self, direction, lo: float | None = None, hi: float | None = None):
         if lo is None and hi is None: raise ValueError("Cap needs lo, hi or both")
         if lo is not None and hi is not None and lo > hi: raise ValueError(f"Cap lo={lo} > hi={hi}")
-        self.u, self.lo, self.hi = _unit(_tensor(direction)), lo, hi
+        self.u, self.lo, self.hi = unit(direction), lo, hi
     def check(self, site): _check_direction(self.u, site, "Cap direction")
     def __call__(self, h, p):
         u = self._on("u", h)
@@ -112,7 +115,7 @@ class Gate(Intervention):
     "Apply `intervention` only where cos(h, condition) > threshold: per token, or per sequence from its prompt (CAST)."
     def __init__(self, condition, intervention: Intervention, threshold: float = 0.0, on: str = "token"):
         if on not in ("token", "prompt"): raise ValueError(f"on must be 'token' or 'prompt', got {on!r}")
-        self.c, self.inner, self.threshold, self.on = _unit(_tensor(condition)), intervention, threshold, on
+        self.c, self.inner, self.threshold, self.on = unit(condition), intervention, threshold, on
         self.state = None  # the Tracker's per-sequence memory, set by steer()
     def check(self, site): _check_direction(self.c, site, "Gate condition"); self.inner.check(site)
     def fires(self, h, p) -> torch.Tensor:

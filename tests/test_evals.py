@@ -4,8 +4,9 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from steerlab.evals import (REFUSAL_SUBSTRINGS, Judge, is_refusal, option_logprobs, option_probs, perplexity,
-                            refusal_score, token_nll)
+import steerlab as sl
+from steerlab.evals import (REFUSAL_SUBSTRINGS, auroc, continuation_logprobs, is_refusal, next_token_logprobs, option_logprobs,
+                            option_probs, perplexity, refusal_score, token_nll)
 
 WORDS = "<pad> <eos> <unk> <bos> the cat dog sat on a mat ran far away I sorry cannot help sure here is yes no".split()
 TEXTS = ["the cat sat on a mat", "a dog ran", "the dog sat on the cat far far away", "I cannot help", "sure here is a cat"]
@@ -205,11 +206,54 @@ def test_refusal_detector_on_known_texts():
     assert "I'm sorry" in REFUSAL_SUBSTRINGS and "As an AI" in REFUSAL_SUBSTRINGS
 
 
-def test_judge_protocol():
-    assert isinstance(refusal_score, Judge)
+# --- the public scorer -----------------------------------------------------------------
 
-    class Length:
-        def __call__(self, texts):
-            return [float(len(t)) for t in texts]
+@pytest.mark.parametrize("make_model", [tiny_llama, tiny_gpt2])
+def test_next_token_logprobs_are_the_last_position_of_a_lone_forward(make_model):
+    model, tok = make_model(), word_tokenizer()
+    prompts = ["the cat sat on a mat", "a dog", "I cannot help", "a dog"]
+    got = next_token_logprobs(model, tok, prompts, batch_size=3)
+    assert got.shape == (4, len(WORDS)) and torch.equal(got[1], got[3])
+    for prompt, row in zip(prompts, got):
+        alone = model(torch.tensor([tok(prompt)["input_ids"]])).logits[0, -1].log_softmax(-1).detach()
+        torch.testing.assert_close(row, alone, atol=1e-5, rtol=1e-5)
 
-    assert isinstance(Length(), Judge) and not isinstance("not a judge", Judge)
+
+@pytest.mark.parametrize("make_model", [tiny_llama, tiny_gpt2])
+@pytest.mark.parametrize("positions", ["all", "last", "generated"])
+def test_each_row_scores_as_if_its_plan_alone_were_steering(make_model, positions):
+    model, tok = make_model(), word_tokenizer()
+    g = torch.Generator().manual_seed(1)
+    up = {"blocks.0.hook_resid_post": sl.Add(torch.randn(64, generator=g), 3.0)}
+    down = {"blocks.1.hook_resid_post": sl.Add(torch.randn(64, generator=g), -2.0),
+            "blocks.0.hook_resid_post": sl.Add(torch.randn(64, generator=g), 1.0)}
+    prompts = ["the cat sat on", "the cat sat on", "a dog ran", "the cat sat on", "I cannot"]  # one prompt under three plans
+    conts = ["a mat", "a mat far", "far away", "the dog", "help"]
+    plans = [up, down, up, None, down]
+    got = continuation_logprobs(model, tok, prompts, conts, plans=plans, positions=positions, batch_size=3)
+    for prompt, cont, plan, scores in zip(prompts, conts, plans, got):
+        if plan is None: alone = continuation_logprobs(model, tok, [prompt], [cont])[0]
+        else:
+            with sl.steer(model, plan, positions=positions): alone = continuation_logprobs(model, tok, [prompt], [cont])[0]
+        assert scores.shape == (len(cont.split()),)
+        torch.testing.assert_close(scores, alone, atol=1e-5, rtol=1e-5)
+    plain = continuation_logprobs(model, tok, prompts, conts)
+    assert not torch.allclose(got[0], plain[0]) and torch.equal(got[3], plain[3])
+
+
+def test_continuation_logprobs_refuses_mismatched_inputs(lm):
+    model, tok = lm
+    with pytest.raises(ValueError, match="2 prompts but 1 continuations"):
+        continuation_logprobs(model, tok, ["a dog", "the cat"], ["ran"])
+    with pytest.raises(ValueError, match="1 prompts but 2 plans"):
+        continuation_logprobs(model, tok, ["a dog"], ["ran"], plans=[None, None])
+
+
+def test_auroc_counts_pairs_with_ties_as_half():
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randint(0, 6, (40,), generator=g), torch.randint(0, 5, (25,), generator=g)
+    pairs = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos.tolist() for n in neg.tolist())
+    assert auroc(pos, neg) == pytest.approx(pairs / (40 * 25))
+    assert auroc([2.0, 3.0], [0.0, 1.0]) == 1.0 and auroc([0.0], [1.0]) == 0.0 and auroc([1.0, 1.0], [1.0]) == 0.5
+    with pytest.raises(ValueError, match="0 negative"):
+        auroc([1.0], [])

@@ -256,3 +256,20 @@ def test_import_gguf_rejects_other_architectures(tmp_path):
     writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(); writer.close()
     with pytest.raises(ValueError, match="not a control-vector"):
         import_gguf(tmp_path / "model.gguf")
+
+
+def test_a_vector_steers_and_folds_only_at_the_site_it_was_read_at():
+    import steerlab as sl
+    model = sl.tiny_model()
+    ids = torch.tensor([[3, 4, 5, 6]])
+    v = Vector(torch.randn(64, generator=torch.Generator().manual_seed(0)), site="blocks.1.hook_resid_post", norm_ref=9.0)
+    with pytest.raises(ValueError, match="made at blocks.1.hook_resid_post, not at blocks.2.hook_resid_post"):
+        sl.steer(model, {"blocks.2.hook_resid_post": sl.Add(v)}).__enter__()
+    with pytest.raises(ValueError, match="made at blocks.1.hook_resid_post, not at blocks.0.hook_resid_post"):
+        sl.fold(model, "blocks.0.hook_resid_post", v)
+    with torch.no_grad():
+        with sl.steer(model, {"blocks.2.hook_resid_post": sl.Add(v.tensor, 0.5)}): anywhere = model(ids).logits  # a tensor has no site
+        with sl.steer(model, {v.site: sl.Add(v, 0.3, relative=True)}): hooked = model(ids).logits
+        with sl.fold(model, v.site, v, 0.3, relative=True): folded = model(ids).logits  # norm_ref from the Vector
+    torch.testing.assert_close(folded, hooked, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(anywhere, hooked)

@@ -13,10 +13,7 @@ import seaborn as sns
 import torch
 import torch.nn.functional as F
 
-from ..capture import capture
-from ..evals import option_logprobs
-from ..prompts import format_chat
-from ..steering import Cap
+import steerlab as sl
 
 # %% auto #0
 __all__ = ['AI_SELF_REFERENCE', 'AI_IDENTITY', 'FIGURES', 'persona_design', 'response_activations', 'persona_vectors',
@@ -41,7 +38,7 @@ def response_activations(model, tokenizer, prompts: Sequence[str], responses: Se
     lengths = [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses]
     if min(lengths) == 0: raise ValueError("a response is empty: it has no tokens to average")
     sites = {layer: f"blocks.{layer}.hook_resid_post" for layer in layers}
-    acts = capture(model, tokenizer, list(prompts), list(sites.values()), positions="all", completions=list(responses),
+    acts = sl.capture(model, tokenizer, list(prompts), list(sites.values()), positions="all", completions=list(responses),
                    chat=False, batch_size=batch_size)
     return {layer: [row[-n:] for row, n in zip(acts[site], lengths)] for layer, site in sites.items()}
 
@@ -86,8 +83,8 @@ class ModelJudge:
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
     def __call__(self, eval_prompts: Sequence[str], questions: Sequence[str], responses: Sequence[str]) -> list[int]:
         filled = [p.replace("{question}", q).replace("{answer}", r) for p, q, r in zip(eval_prompts, questions, responses)]
-        chats = [format_chat(self.tokenizer, text) for text in filled]
-        return option_logprobs(self.model, self.tokenizer, chats, ["0", "1", "2", "3"], self.batch_size).argmax(-1).tolist()
+        chats = [sl.format_chat(self.tokenizer, text) for text in filled]
+        return sl.option_logprobs(self.model, self.tokenizer, chats, ["0", "1", "2", "3"], self.batch_size).argmax(-1).tolist()
 
 # %% ../../nbs/papers/assistant_axis.ipynb #bb90bcbd
 AI_IDENTITY = "I am an AI assistant."
@@ -98,7 +95,7 @@ def identity_options(role: str) -> list[str]:
 
 def ai_identity_logodds(model, tokenizer, prompts: Sequence[str], roles: Sequence[str], batch_size: int = 16) -> torch.Tensor:
     "log P(AI self-description) − log P(role self-description) after each prompt: (n_prompts,)."
-    logprobs = option_logprobs(model, tokenizer, prompts, [identity_options(role) for role in roles], batch_size)
+    logprobs = sl.option_logprobs(model, tokenizer, prompts, [identity_options(role) for role in roles], batch_size)
     return logprobs[:, 0] - logprobs[:, 1]
 
 # %% ../../nbs/papers/assistant_axis.ipynb #06b759ae
@@ -111,9 +108,9 @@ def cap_floors(projections: dict[int, torch.Tensor], percentile: float) -> dict[
     if not 0 <= percentile <= 1: raise ValueError(f"percentile must lie in [0, 1], got {percentile}")
     return {layer: torch.quantile(p.float(), percentile).item() for layer, p in projections.items()}
 
-def capping_plan(directions: dict[int, torch.Tensor], floors: dict[int, float]) -> dict[str, Cap]:
+def capping_plan(directions: dict[int, torch.Tensor], floors: dict[int, float]) -> dict[str, sl.Cap]:
     "A steer plan keeping the projection on each layer's direction at or above its floor: {site: Cap(direction, lo=τ)}."
-    return {f"blocks.{layer}.hook_resid_post": Cap(directions[layer], lo=floors[layer]) for layer in floors}
+    return {f"blocks.{layer}.hook_resid_post": sl.Cap(directions[layer], lo=floors[layer]) for layer in floors}
 
 # %% ../../nbs/papers/assistant_axis.ipynb #55b40562
 def _persona_space(table: pd.DataFrame):

@@ -4,8 +4,7 @@
 
 # %% ../../nbs/papers/guiding_giants.ipynb #686e3235
 from __future__ import annotations
-import contextlib
-from typing import Callable, Sequence
+from typing import Sequence
 
 import pandas as pd
 import seaborn as sns
@@ -14,11 +13,10 @@ from matplotlib import pyplot as plt
 from torch import nn
 
 import steerlab as sl
-from ..prompts import batches, encode_batch, format_prompts
 
 # %% auto #0
 __all__ = ['REFUSAL_PHRASES', 'ANSWER_PHRASES', 'FROM_LAST_PROMPT_TOKEN', 'embedding_direction', 'Controller', 'train_controller',
-           'was_plan', 'continuation_logprobs', 'auroc', 'figures']
+           'was_plan', 'figures']
 
 # %% ../../nbs/papers/guiding_giants.ipynb #90b56549
 REFUSAL_PHRASES = ["I apologize", "I'm sorry", "I cannot", "I can't", "I am unable", "I'm not able", "I am not able",
@@ -87,48 +85,9 @@ def train_controller(controller: Controller, x_harmful: torch.Tensor, x_benign: 
 FROM_LAST_PROMPT_TOKEN = sl.Positions(lambda p: (p.positions >= p.prompt_len - 1).expand_as(p.real), "last+generated")
 
 def was_plan(direction: torch.Tensor, coeffs: torch.Tensor, layers: Sequence[int] | None = None) -> dict:
-    "{resid_post site: Add(direction, per-row coefficient)} for each layer in `layers` (default: all); coeffs is (batch, n_layers)."
-    layers = range(coeffs.shape[1]) if layers is None else layers
-    return {f"blocks.{l}.hook_resid_post": sl.Add(direction, coeffs[:, l].contiguous()) for l in layers}
-
-# %% ../../nbs/papers/guiding_giants.ipynb #ee0255df
-@torch.no_grad()
-def continuation_logprobs(net, tokenizer, prompts: Sequence[str], continuations: Sequence[Sequence[str]],
-                          plans: dict[str, Callable[[slice], dict] | None], system: str | None = None,
-                          batch_size: int = 32, positions=FROM_LAST_PROMPT_TOKEN) -> dict[str, torch.Tensor]:
-    "Summed log-prob of each prompt's k continuations under each plan ({name: rows -> steering plan, or None}): name -> (n, k)."
-    k = len(continuations[0])
-    if len(continuations) != len(prompts) or any(len(c) != k for c in continuations):
-        raise ValueError("continuations must hold the same number of strings for each prompt")
-    device = next(net.parameters()).device
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    out = {name: torch.zeros(len(prompts), k) for name in plans}
-    for start, chunk in batches(format_prompts(tokenizer, prompts, system=system), batch_size):
-        rows = slice(start, start + len(chunk))
-        b = encode_batch(tokenizer, chunk, device=device)
-        ids, mask, pos = b["input_ids"], b["attention_mask"], b["position_ids"]  # (batch, width)
-        cache = net(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1], use_cache=True).past_key_values
-        for j in range(k):
-            toks = [tokenizer(c[j], add_special_tokens=False)["input_ids"] for c in continuations[rows]]
-            width = max(map(len, toks))
-            cont = torch.tensor([t + [pad] * (width - len(t)) for t in toks], device=device)       # (batch, width) right-padded
-            real = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in toks], device=device)
-            suffix = torch.cat([ids[:, -1:], cont], 1)                                              # last prompt token + continuation
-            for name, plan in plans.items():
-                steering = sl.steer(net, plan(rows), positions=positions) if plan else contextlib.nullcontext()
-                with steering:
-                    logits = net(input_ids=suffix, attention_mask=torch.cat([mask, real], 1), past_key_values=cache,
-                                 position_ids=pos[:, -1:] + torch.arange(width + 1, device=device), use_cache=True).logits
-                cache.crop(-(width + 1))
-                logp = logits[:, :-1].float().log_softmax(-1).gather(-1, cont[..., None])[..., 0]  # (batch, width)
-                out[name][rows, j] = (logp * real).sum(1).cpu()
-    return out
-
-# %% ../../nbs/papers/guiding_giants.ipynb #a832e211
-def auroc(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> float:
-    "Probability that a random positive scores above a random negative (ties count half)."
-    diff = pos_scores.reshape(-1, 1) - neg_scores.reshape(1, -1)
-    return ((diff > 0).float() + 0.5 * (diff == 0).float()).mean().item()
+    "{resid_post site: Add(direction, coefficient)} for each layer in `layers` (default: all); coeffs is (batch, n_layers) per row, or (n_layers,) for any batch."
+    layers = range(coeffs.shape[-1]) if layers is None else layers
+    return {f"blocks.{l}.hook_resid_post": sl.Add(direction, coeffs[..., l].contiguous()) for l in layers}
 
 # %% ../../nbs/papers/guiding_giants.ipynb #97261390
 def figures(tables: dict[str, pd.DataFrame]) -> dict:

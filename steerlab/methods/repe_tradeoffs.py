@@ -15,9 +15,6 @@ from matplotlib import pyplot as plt
 from scipy.optimize import curve_fit
 
 import steerlab as sl
-from ..evals import _add_special_tokens, _last_logits
-from ..prompts import batches, encode_batch
-from ..vectors import Vector
 
 # %% auto #0
 __all__ = ['ANSWERS', 'reading_prompts', 'injection_plan', 'opening_ids', 'alignment_logits', 'matching_qa', 'correct_probs',
@@ -34,7 +31,7 @@ def reading_prompts(tokenizer, harmful: Sequence[str], harmless: Sequence[str], 
     refuse, comply = (ANSWERS["refuse"], ANSWERS["comply"]) if read_at == "answer" else ("", "")
     return [sl.format_chat(tokenizer, h) + refuse for h in harmful], [sl.format_chat(tokenizer, h) + comply for h in harmless]
 
-def injection_plan(vectors: dict[str, Vector], r_e: float) -> dict:
+def injection_plan(vectors: dict[str, sl.Vector], r_e: float) -> dict:
     "A steering plan adding r_e times each site's unit vector at every token: the same norm r_e at each layer."
     return {site: sl.Add(vector.unit().tensor, r_e) for site, vector in vectors.items()}
 
@@ -48,18 +45,12 @@ def opening_ids(tokenizer, words: Sequence[str]) -> list[int]:
         if tokens[0] not in ids: ids.append(tokens[0])
     return ids
 
-@torch.no_grad()
 def alignment_logits(model, tokenizer, prompts: Sequence[str], refuse_ids: Sequence[int], comply_ids: Sequence[int],
                      batch_size: int = 16) -> torch.Tensor:
     "log P(refusal openings) − log P(compliance openings) at the first answer token of each chat-formatted prompt: (n,)."
     if set(refuse_ids) & set(comply_ids): raise ValueError("a token cannot open both a refusal and compliance")
-    device, special = next(model.parameters()).device, _add_special_tokens(tokenizer, prompts)
-    logits = []
-    for _, chunk in batches(list(prompts), batch_size):
-        batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
-        logprobs = _last_logits(model, batch["input_ids"], batch["attention_mask"], 1)[:, -1].float().log_softmax(-1)  # (batch, vocab)
-        logits.append((logprobs[:, list(refuse_ids)].logsumexp(-1) - logprobs[:, list(comply_ids)].logsumexp(-1)).cpu())
-    return torch.cat(logits)
+    logprobs = sl.next_token_logprobs(model, tokenizer, prompts, batch_size)  # (n, vocab)
+    return logprobs[:, list(refuse_ids)].logsumexp(-1) - logprobs[:, list(comply_ids)].logsumexp(-1)
 
 # %% ../../nbs/papers/repe_tradeoffs.ipynb #42931ae7
 def matching_qa(rows: Sequence[dict], n_options: int, seed: int = 0) -> tuple[list[str], list[list[str]]]:

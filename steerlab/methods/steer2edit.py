@@ -4,7 +4,6 @@
 
 # %% ../../nbs/papers/steer2edit.ipynb #fb8b4886
 from __future__ import annotations
-import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -15,9 +14,6 @@ import torch
 import torch.nn.functional as F
 
 import steerlab as sl
-from ..editing import _out_matrix
-from ..sites import dims, submodule
-from ..vectors import Vector, diff_in_means
 
 # %% auto #0
 __all__ = ['ProbeStats', 'probe_stats', 'head_scores', 'neuron_scores', 'elastic_net_lambda', 'Rank1Edit', 'plan_edits',
@@ -27,14 +23,14 @@ __all__ = ['ProbeStats', 'probe_stats', 'head_scores', 'neuron_scores', 'elastic
 @dataclass
 class ProbeStats:
     "What Steer2Edit reads from a contrast: per-layer steering vectors at each attention and MLP output, and the mean inputs of o_proj and down_proj."
-    v_attn: list[Vector]    # n_layers × (d_model,) at blocks.L.hook_attn_out: mean(pos) − mean(neg)
-    v_mlp: list[Vector]     # n_layers × (d_model,) at blocks.L.hook_mlp_out
+    v_attn: list[sl.Vector]    # n_layers × (d_model,) at blocks.L.hook_attn_out: mean(pos) − mean(neg)
+    v_mlp: list[sl.Vector]     # n_layers × (d_model,) at blocks.L.hook_mlp_out
     z_mean: torch.Tensor    # (n_layers, n_heads, d_head) per-head o_proj input, mean of both sides
     act_mean: torch.Tensor  # (n_layers, d_mlp) neuron activations (down_proj input), mean of both sides
 
 def probe_stats(model, tokenizer, prompts, pos, neg, batch_size: int = 16, name: str | None = None) -> ProbeStats:
     "Completion-span means of prompts + pos vs prompts + neg at every attention/MLP output and every head and neuron."
-    n_layers = dims(model)["n_layers"]
+    n_layers = sl.dims(model)["n_layers"]
     kinds = ("hook_attn_out", "hook_mlp_out", "attn.hook_z", "mlp.hook_post")
     sites = [f"blocks.{L}.{kind}" for L in range(n_layers) for kind in kinds]
     def side(completions):  # site -> (n_prompts, *shape)
@@ -42,29 +38,24 @@ def probe_stats(model, tokenizer, prompts, pos, neg, batch_size: int = 16, name:
     p, n = side(pos), side(neg)
     data = dict(prompts=list(prompts), pos=list(pos), neg=list(neg))
     def vectors(kind):
-        return [diff_in_means(p[s], n[s], site=s, model=name, data=data) for s in (f"blocks.{L}.{kind}" for L in range(n_layers))]
+        return [sl.diff_in_means(p[s], n[s], site=s, model=name, data=data) for s in (f"blocks.{L}.{kind}" for L in range(n_layers))]
     def mid(kind):
         return torch.stack([(p[s].mean(0) + n[s].mean(0)) / 2 for s in (f"blocks.{L}.{kind}" for L in range(n_layers))])
     return ProbeStats(vectors("hook_attn_out"), vectors("hook_mlp_out"), mid("attn.hook_z"), mid("mlp.hook_post"))
 
 # %% ../../nbs/papers/steer2edit.ipynb #8efbdc24
-def _unit(v) -> torch.Tensor:
-    "The unit float tensor of a Vector or tensor."
-    t = (v.tensor if isinstance(v, Vector) else v).float()
-    return t / t.norm()
-
 def _weights(model, layer: int, role: str) -> torch.Tensor:
     "o_proj or down_proj weight of block `layer` as (d_model, in_features), detached."
-    return _out_matrix(submodule(model, layer, role)).detach().float()
+    return sl.out_matrix(sl.submodule(model, layer, role)).detach().float()
 
 def head_scores(model, stats: ProbeStats) -> torch.Tensor:
     "g[L, h] = cos(v̂_L, W_O^h z̄_h) for every head: (n_layers, n_heads)."
-    d = dims(model)
+    d = sl.dims(model)
     rows = []
     for L, v in enumerate(stats.v_attn):
         W = _weights(model, L, "o_proj").view(d["d_model"], d["n_heads"], d["d_head"])
         writes = torch.einsum("mhk,hk->hm", W, stats.z_mean[L].to(W))  # (n_heads, d_model): each head's mean write
-        rows.append(F.cosine_similarity(writes, _unit(v).to(W)[None], dim=-1))
+        rows.append(F.cosine_similarity(writes, sl.unit(v).to(W)[None], dim=-1))
     return torch.stack(rows).cpu()
 
 def neuron_scores(model, stats: ProbeStats) -> torch.Tensor:
@@ -72,7 +63,7 @@ def neuron_scores(model, stats: ProbeStats) -> torch.Tensor:
     rows = []
     for L, v in enumerate(stats.v_mlp):
         W = _weights(model, L, "down_proj")  # (d_model, d_mlp)
-        rows.append(F.cosine_similarity(W * stats.act_mean[L].to(W)[None], _unit(v).to(W)[:, None], dim=0))
+        rows.append(F.cosine_similarity(W * stats.act_mean[L].to(W)[None], sl.unit(v).to(W)[:, None], dim=0))
     return torch.stack(rows).cpu()
 
 # %% ../../nbs/papers/steer2edit.ipynb #647f20a7
@@ -100,11 +91,11 @@ def plan_edits(model, stats: ProbeStats, rho_attn: float, rho_mlp: float, alpha:
     lam_head, lam_neuron = elastic_net_lambda(g_head, rho_attn, alpha), elastic_net_lambda(g_neuron, rho_mlp, alpha)
     edits = []
     for L, h in lam_head.nonzero().tolist():
-        u = _unit(stats.v_attn[L])
+        u = sl.unit(stats.v_attn[L])
         k, _ = sl.head_write_direction(model, L, h, u)
         edits.append(Rank1Edit("head", L, h, u, k, lam_head[L, h].item(), g_head[L, h].item()))
     for L, n in lam_neuron.nonzero().tolist():
-        u = _unit(stats.v_mlp[L])
+        u = sl.unit(stats.v_mlp[L])
         sign = 1.0 if _weights(model, L, "down_proj")[:, n] @ u > 0 else -1.0
         edits.append(Rank1Edit("neuron", L, n, u, None, sign * lam_neuron[L, n].item(), g_neuron[L, n].item()))
     return edits
@@ -115,20 +106,16 @@ def random_like(model, edits: list[Rank1Edit], generator: torch.Generator) -> li
     out = []
     for e in edits:
         if (e.kind, e.layer) not in directions:
-            directions[e.kind, e.layer] = _unit(torch.randn(dims(model)["d_model"], generator=generator))
+            directions[e.kind, e.layer] = sl.unit(torch.randn(sl.dims(model)["d_model"], generator=generator))
         u = directions[e.kind, e.layer]
         k = sl.head_write_direction(model, e.layer, e.index, u)[0] if e.kind == "head" else None
         out.append(Rank1Edit(e.kind, e.layer, e.index, u, k, e.lam, float("nan")))
     return out
 
-@contextlib.contextmanager
-def edited(model, edits: list[Rank1Edit]):
-    "Write the edits into the weights (`sl.edit_head`, `sl.edit_neuron`) inside the block; every one is undone on exit."
-    with contextlib.ExitStack() as stack:
-        for e in edits:
-            stack.enter_context(sl.edit_head(model, e.layer, e.index, e.u, e.k, e.lam) if e.kind == "head"
-                                else sl.edit_neuron(model, e.layer, e.index, e.u, e.lam))
-        yield model
+def edited(model, edits: list[Rank1Edit]) -> sl.Edits:
+    "The edits written into the weights (`sl.edit_head`, `sl.edit_neuron`), held together: `undo()` or leaving a `with` block restores them."
+    return sl.Edits(sl.edit_head(model, e.layer, e.index, e.u, e.k, e.lam) if e.kind == "head"
+                    else sl.edit_neuron(model, e.layer, e.index, e.u, e.lam) for e in edits)
 
 def activation_plan(edits: list[Rank1Edit]) -> dict:
     "The same edits as interventions for `sl.steer`: `HeadRank1` at attn.hook_z, `NeuronRank1` at mlp.hook_post."

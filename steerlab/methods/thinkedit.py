@@ -12,14 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..editing import edit_head, head_write_direction
-from ..evals import token_nll
-from ..prompts import format_prompts
-from ..sites import dims
-from ..steering import HeadRank1
+import steerlab as sl
 
 # %% auto #0
-__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_scores', 'top_heads', 'Edits', 'think_edit',
+__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_scores', 'top_heads', 'think_edit',
            'think_edit_plan', 'end_logprobs', 'final_number', 'is_correct', 'figures']
 
 # %% ../../nbs/papers/thinkedit.ipynb #d60f0ccf
@@ -46,17 +42,16 @@ def loo_auroc(acts: torch.Tensor, is_long: torch.Tensor) -> float:
         keep = torch.arange(len(acts)) != i
         long_mean, short_mean = acts[keep & is_long].mean(0), acts[keep & ~is_long].mean(0)
         held_out[i] = (acts[i] - (long_mean + short_mean) / 2) @ (long_mean - short_mean)
-    pos, neg = held_out[is_long][:, None], held_out[~is_long][None, :]
-    return ((pos > neg).float().mean() + 0.5 * (pos == neg).float().mean()).item()
+    return sl.auroc(held_out[is_long], held_out[~is_long])
 
 # %% ../../nbs/papers/thinkedit.ipynb #87a4193c
 def head_scores(model: nn.Module, z_by_layer: list[torch.Tensor], short_dirs: torch.Tensor) -> torch.Tensor:
     "(n_layers, n_heads): each head's mean write along its layer's short direction, from (n, n_heads, d_head) mean head outputs."
-    n_heads = dims(model)["n_heads"]
+    n_heads = sl.dims(model)["n_heads"]
     scores = torch.zeros(len(z_by_layer), n_heads)
     for layer, z in enumerate(z_by_layer):
         for head in range(n_heads):
-            k, gain = head_write_direction(model, layer, head, short_dirs[layer])
+            k, gain = sl.head_write_direction(model, layer, head, short_dirs[layer])
             scores[layer, head] = gain * (z[:, head] @ k).mean()
     return scores
 
@@ -66,40 +61,28 @@ def top_heads(scores: torch.Tensor, k: int) -> list[tuple[int, int]]:
     return [divmod(i, scores.shape[1]) for i in order]
 
 # %% ../../nbs/papers/thinkedit.ipynb #ca657392
-class Edits(list):
-    "Several reversible edits applied together; `undo()` restores them all, newest first."
-    def undo(self):
-        "Undo every edit, newest first."
-        while self: self.pop().undo()
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.undo()
-
-def think_edit(model: nn.Module, heads: list[tuple[int, int]], short_dirs: torch.Tensor) -> Edits:
+def think_edit(model: nn.Module, heads: list[tuple[int, int]], short_dirs: torch.Tensor) -> sl.Edits:
     "Remove each head's write along its layer's unit short direction (ThinkEdit's o_proj edit); reversible."
-    edits = Edits()
-    try:
-        for layer, head in heads:
-            u = short_dirs[layer] / short_dirs[layer].norm()
-            k, gain = head_write_direction(model, layer, head, u)
-            edits.append(edit_head(model, layer, head, u, k, -gain))
-    except Exception:
-        edits.undo(); raise
-    return edits
+    def edit(layer: int, head: int) -> sl.Edit:
+        u = sl.unit(short_dirs[layer])
+        k, gain = sl.head_write_direction(model, layer, head, u)
+        return sl.edit_head(model, layer, head, u, k, -gain)
+    return sl.Edits(edit(layer, head) for layer, head in heads)
 
 def think_edit_plan(model: nn.Module, heads: list[tuple[int, int]], short_dirs: torch.Tensor) -> dict:
     "The steering plan equivalent to `think_edit`: one `HeadRank1` per head at its layer's `attn.hook_z`."
     plan = {}
     for layer, head in heads:
-        u = short_dirs[layer] / short_dirs[layer].norm()
-        k, gain = head_write_direction(model, layer, head, u)
-        plan.setdefault(f"blocks.{layer}.attn.hook_z", []).append(HeadRank1(head, u, k, -gain))
+        u = sl.unit(short_dirs[layer])
+        k, gain = sl.head_write_direction(model, layer, head, u)
+        plan.setdefault(f"blocks.{layer}.attn.hook_z", []).append(sl.HeadRank1(head, u, k, -gain))
     return plan
 
 # %% ../../nbs/papers/thinkedit.ipynb #2c23cf4a
 def end_logprobs(model: nn.Module, tokenizer, prompts: list[str], responses: list[str],
                  batch_size: int = 16, system: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     "Per example: (log P(end of turn | prompt + response), mean log-prob of the response tokens), teacher-forced."
-    nll = token_nll(model, tokenizer, [r + tokenizer.eos_token for r in responses], format_prompts(tokenizer, prompts, system=system),
+    nll = sl.token_nll(model, tokenizer, [r + tokenizer.eos_token for r in responses], sl.format_prompts(tokenizer, prompts, system=system),
                     batch_size=batch_size)
     stop = np.array([-x[-1].item() for x in nll])
     tokens = np.array([-x[:-1].mean().item() if len(x) > 1 else np.nan for x in nll])
