@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 from .config import settings, seed_everything
 from .models import load_model, load_tokenizer, tiny_model
 from .sites import sites, parse_site
+from .sites import dims
 from .hooks import Positions
 from .prompts import format_chat
 from .capture import capture
