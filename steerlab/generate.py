@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .capture import Reducer
 from .hooks import Positions, hook_site, hooks_removed_after
 from .prompts import batches, encode_batch, format_prompts
 from .sites import parse_site
@@ -26,15 +27,16 @@ def _stop_ids(model: nn.Module, tokenizer, generate_kwargs: dict) -> torch.Tenso
     return torch.tensor([] if ids is None else [ids] if isinstance(ids, int) else list(ids), dtype=torch.long)
 
 class _ResponseMeans:
-    "Running means, per site, of the activations at the positions that predict each row's response tokens."
+    "Per site, the mean activation at the positions that predict each row's response tokens, read pass by pass."
     def __init__(self, model: nn.Module, sites: list, stop_ids: torch.Tensor):
-        self.stop_ids, self.sums, self.pending, self.count, self.alive = stop_ids, {s.name: 0.0 for s in sites}, {}, 0, None
+        self.stop_ids, self.pending, self.alive = stop_ids, {}, None
+        self.reducers = {s.name: Reducer("mean") for s in sites}
         self.handles = [model.register_forward_pre_hook(self._on_forward, with_kwargs=True)]
         self.handles += [h for s in sites for h in hook_site(model, s, self._reader(s.name))]
 
     def _reader(self, name: str):
         def fn(h):  # h: (batch, seq, *shape); the newest position predicts the next token
-            self.pending[name] = h[:, -1].detach().float()
+            self.pending[name] = h[:, -1:].detach().float()
         return fn
 
     def _on_forward(self, module, args, kwargs):
@@ -45,14 +47,12 @@ class _ResponseMeans:
     def settle(self, token: torch.Tensor):
         "The tokens the pending reads predicted are known: keep the reads of rows whose response goes on."
         keep = self.alive & ~torch.isin(token, self.stop_ids.to(token.device))  # (batch,)
-        for name, h in self.pending.items():
-            self.sums[name] = self.sums[name] + h * keep.view(-1, *[1] * (h.dim() - 1)).to(h.dtype)
-        self.count, self.alive = self.count + keep.long(), keep
-        self.pending = {}
+        for name, h in self.pending.items(): self.reducers[name].add(h, keep[:, None])
+        self.alive, self.pending = keep, {}
 
     def means(self) -> dict:
         "{site: (batch, ...) mean over each response's positions}; NaN for an empty response."
-        return {name: (total / self.count.view(-1, *[1] * (total.dim() - 1))).cpu() for name, total in self.sums.items()}
+        return {name: reducer.result() for name, reducer in self.reducers.items()}
 
 def generate(model: nn.Module, tokenizer, prompts: Sequence[str], max_new_tokens: int = 32, chat: bool | None = None,
              system: str | None = None, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,

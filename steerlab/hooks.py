@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .sites import Site, block, parse_site, submodule
+from .sites import FINAL_SITE, Site, block, final_norm, parse_site, submodule
 
 # %% auto #0
 __all__ = ['NAMED_POSITIONS', 'Pass', 'continuing', 'Tracker', 'Positions', 'as_positions', 'hook_site', 'hook_write',
@@ -169,6 +169,9 @@ def _post_hook(fn):
         return None if new is None else _replace_first(output, new)
     return hook
 
+_MODULE_OUTPUTS = {"hook_attn_out": "attn_write", "hook_mlp_out": "mlp_write", "hook_attn_out_pre_norm": "o_proj",
+                   "hook_mlp_out_pre_norm": "down_proj", "ln1.hook_normalized": "ln1", "ln2.hook_normalized": "ln2"}  # kind: adapter role
+
 def hook_site(model: nn.Module, site: str | Site, fn: Callable) -> list:
     "Attach `fn(activation) -> new activation | None` at `site`; returns the hook handles."
     site = parse_site(model, site) if isinstance(site, str) else site
@@ -177,10 +180,10 @@ def hook_site(model: nn.Module, site: str | Site, fn: Callable) -> list:
         return [block(model, L).register_forward_pre_hook(_pre_hook(fn), with_kwargs=True)]
     if kind == "hook_resid_post":
         return [block(model, L).register_forward_hook(_post_hook(fn))]
-    if kind == "hook_attn_out":
-        return [submodule(model, L, "attn_write").register_forward_hook(_post_hook(fn))]
-    if kind == "hook_mlp_out":
-        return [submodule(model, L, "mlp_write").register_forward_hook(_post_hook(fn))]
+    if kind in _MODULE_OUTPUTS:
+        return [submodule(model, L, _MODULE_OUTPUTS[kind]).register_forward_hook(_post_hook(fn))]
+    if kind == FINAL_SITE:
+        return [final_norm(model).register_forward_hook(_post_hook(fn))]
     if kind == "attn.hook_z":
         return [submodule(model, L, "o_proj").register_forward_pre_hook(_pre_hook(fn, site.shape), with_kwargs=True)]
     if kind == "mlp.hook_post":

@@ -10,30 +10,37 @@ from dataclasses import dataclass
 from torch import nn
 
 # %% auto #0
-__all__ = ['ADAPTERS', 'SITE_KINDS', 'Adapter', 'adapter', 'dims', 'parallel_residual', 'sites', 'Site', 'parse_site', 'block',
-           'submodule']
+__all__ = ['ADAPTERS', 'SITE_KINDS', 'FINAL_SITE', 'Adapter', 'adapter', 'dims', 'parallel_residual', 'sites', 'Site',
+           'parse_site', 'block', 'submodule', 'final_norm']
 
 # %% ../nbs/02_sites.ipynb #36291eb5
 @dataclass(frozen=True)
 class Adapter:
-    "Where one architecture family keeps its blocks and the modules that write to the residual stream."
+    "Where one architecture family keeps its blocks, its norms and the modules that write to the residual stream."
     layers: str                # path from the model to the ModuleList of blocks
     o_proj: str                # path inside a block: attention output projection (input = hook_z)
     down_proj: str             # path inside a block: MLP output projection (input = mlp.hook_post)
     attn_write: str            # module whose output is added to the residual after attention
     mlp_write: str             # module whose output is added to the residual after the MLP
     embed: str                 # token embedding
+    ln1: str                   # path inside a block: the norm attention reads
+    ln2: str                   # path inside a block: the norm the MLP reads
+    ln_final: str              # path from the model: the norm the unembedding reads
     pos_embed: str | None = None   # learned position embedding, if any
     sandwich_norm: bool = False    # a norm sits between the writers and the residual (gemma2/3)
 
-_LLAMA = Adapter("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp", "model.embed_tokens")
+_LLAMA = Adapter("model.layers", "self_attn.o_proj", "mlp.down_proj", "self_attn", "mlp", "model.embed_tokens",
+                 "input_layernorm", "post_attention_layernorm", "model.norm")
 _GEMMA2 = Adapter("model.layers", "self_attn.o_proj", "mlp.down_proj", "post_attention_layernorm",
-                  "post_feedforward_layernorm", "model.embed_tokens", sandwich_norm=True)
+                  "post_feedforward_layernorm", "model.embed_tokens", "input_layernorm", "pre_feedforward_layernorm",
+                  "model.norm", sandwich_norm=True)
 ADAPTERS = {
     "llama": _LLAMA, "mistral": _LLAMA, "qwen2": _LLAMA, "qwen3": _LLAMA, "gemma": _LLAMA, "phi3": _LLAMA,
     "gemma2": _GEMMA2, "gemma3": _GEMMA2, "gemma3_text": _GEMMA2,
-    "gpt2": Adapter("transformer.h", "attn.c_proj", "mlp.c_proj", "attn", "mlp", "transformer.wte", "transformer.wpe"),
-    "gpt_neox": Adapter("gpt_neox.layers", "attention.dense", "mlp.dense_4h_to_h", "attention", "mlp", "gpt_neox.embed_in"),
+    "gpt2": Adapter("transformer.h", "attn.c_proj", "mlp.c_proj", "attn", "mlp", "transformer.wte",
+                    "ln_1", "ln_2", "transformer.ln_f", "transformer.wpe"),
+    "gpt_neox": Adapter("gpt_neox.layers", "attention.dense", "mlp.dense_4h_to_h", "attention", "mlp", "gpt_neox.embed_in",
+                        "input_layernorm", "post_attention_layernorm", "gpt_neox.final_layer_norm"),
 }
 
 def adapter(model: nn.Module) -> Adapter:
@@ -41,8 +48,8 @@ def adapter(model: nn.Module) -> Adapter:
     kind = model.config.model_type
     if kind not in ADAPTERS:
         raise NotImplementedError(f"steerlab has no site adapter for model_type {kind!r}. Add an `Adapter` for it to "
-                                  f"`steerlab.sites.ADAPTERS` (module paths of its blocks, o_proj, down_proj and residual "
-                                  f"writers). Supported: {sorted(ADAPTERS)}")
+                                  f"`steerlab.sites.ADAPTERS` (module paths of its blocks, o_proj, down_proj, residual "
+                                  f"writers and norms). Supported: {sorted(ADAPTERS)}")
     return ADAPTERS[kind]
 
 # %% ../nbs/02_sites.ipynb #96ed0943
@@ -61,36 +68,38 @@ def parallel_residual(model: nn.Module) -> bool:
     return bool(getattr(model.config, "use_parallel_residual", False))
 
 SITE_KINDS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "attn.hook_z",
-              "hook_mlp_out", "mlp.hook_post")
+              "hook_mlp_out", "mlp.hook_post", "ln1.hook_normalized", "ln2.hook_normalized",
+              "hook_attn_out_pre_norm", "hook_mlp_out_pre_norm")
+FINAL_SITE = "ln_final.hook_normalized"
 
 def sites(model: nn.Module) -> list[str]:
-    "Every valid site name for this model, block by block."
+    "Every valid site name for this model, block by block, then the final norm."
     adapter(model)
     kinds = [k for k in SITE_KINDS if not (k == "hook_resid_mid" and parallel_residual(model))]
-    return [f"blocks.{layer}.{kind}" for layer in range(dims(model)["n_layers"]) for kind in kinds]
+    return [f"blocks.{layer}.{kind}" for layer in range(dims(model)["n_layers"]) for kind in kinds] + [FINAL_SITE]
 
 # %% ../nbs/02_sites.ipynb #31621552
 @dataclass(frozen=True)
 class Site:
     "A parsed site name: its layer, its kind and the width of its last dimension(s)."
     name: str
-    layer: int
+    layer: int    # block index; n_layers for the final norm
     kind: str
     shape: tuple  # trailing shape of the activation: (d_model,), (n_heads, d_head) or (d_mlp,)
 
-_SITE_RE = re.compile(r"^blocks\.(\d+)\.(hook_resid_pre|hook_resid_mid|hook_resid_post|hook_attn_out|attn\.hook_z|hook_mlp_out|mlp\.hook_post)$")
+_SITE_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 def parse_site(model: nn.Module, name: str) -> Site:
     "Validate a site name against `model`; unknown names raise a KeyError listing close valid ones."
     valid = sites(model)
-    match = _SITE_RE.match(name)
-    if name not in valid or match is None:
-        close = difflib.get_close_matches(name, valid, n=5, cutoff=0.6)
-        n_layers = dims(model)["n_layers"]
-        hint = f"close matches: {close}" if close else f"valid sites look like blocks.{{0..{n_layers - 1}}}.<kind> with kind in {list(SITE_KINDS)}"
-        raise KeyError(f"unknown site {name!r} for this {model.config.model_type} model ({n_layers} layers); {hint}")
     d = dims(model)
-    layer, kind = int(match[1]), match[2]
+    if name not in valid:
+        close = difflib.get_close_matches(name, valid, n=5, cutoff=0.6)
+        hint = (f"close matches: {close}" if close else f"valid sites look like blocks.{{0..{d['n_layers'] - 1}}}.<kind> "
+                f"with kind in {list(SITE_KINDS)}, or {FINAL_SITE}")
+        raise KeyError(f"unknown site {name!r} for this {model.config.model_type} model ({d['n_layers']} layers); {hint}")
+    match = _SITE_RE.match(name)
+    layer, kind = (int(match[1]), match[2]) if match else (d["n_layers"], name)
     shape = {"attn.hook_z": (d["n_heads"], d["d_head"]), "mlp.hook_post": (d["d_mlp"],)}.get(kind, (d["d_model"],))
     return Site(name, layer, kind, shape)
 
@@ -99,5 +108,9 @@ def block(model: nn.Module, layer: int) -> nn.Module:
     return model.get_submodule(adapter(model).layers)[layer]
 
 def submodule(model: nn.Module, layer: int, role: str) -> nn.Module:
-    "A block's sub-module by adapter role: 'o_proj', 'down_proj', 'attn_write' or 'mlp_write'."
+    "A block's sub-module by adapter role: 'o_proj', 'down_proj', 'attn_write', 'mlp_write', 'ln1' or 'ln2'."
     return block(model, layer).get_submodule(getattr(adapter(model), role))
+
+def final_norm(model: nn.Module) -> nn.Module:
+    "The norm between the last block and the unembedding."
+    return model.get_submodule(adapter(model).ln_final)

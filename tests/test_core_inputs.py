@@ -24,6 +24,8 @@ def test_unknown_site_lists_valid_ones(tiny):
 def test_site_on_missing_layer(tiny, tokenizer):
     with pytest.raises(KeyError, match="3 layers"):
         sl.capture(tiny, tokenizer, ["hi"], "blocks.7.hook_resid_post")
+    with pytest.raises(KeyError, match="blocks.2.ln1.hook_normalized"):
+        parse_site(tiny, "blocks.3.ln1.hook_normalized")
     with pytest.raises(KeyError):
         parse_site(tiny, "blocks.-1.hook_resid_post")
 
@@ -62,6 +64,10 @@ def test_positions(tiny, tokenizer):
             tiny(torch.tensor([[1, 2, 3, 4]]))
     with pytest.raises(ValueError, match="unknown positions"):
         sl.capture(tiny, tokenizer, ["hi"], "blocks.0.hook_resid_post", positions="first")
+    with pytest.raises(ValueError, match="unknown reduce"):
+        sl.capture(tiny, tokenizer, ["hi"], "blocks.0.hook_resid_post", positions="all", reduce="max")
+    with pytest.raises(ValueError, match="needs completions"):
+        sl.capture(tiny, tokenizer, ["hi"], "blocks.0.hook_resid_post", positions="completion")
     assert untouched(tiny)
 
 

@@ -7,7 +7,7 @@ import torch
 import steerlab as sl
 from steerlab.models import TINY_CONFIGS
 from steerlab.prompts import encode_batch
-from steerlab.sites import adapter, dims
+from steerlab.sites import adapter, dims, submodule
 
 PROMPTS = ["The capital of France is", "Write a short poem about the sea and the", "Hi"]
 
@@ -237,7 +237,8 @@ def teacher_forced_means(model, tok, prompt, new_ids, sites, plan, row):
 @pytest.mark.parametrize("arch", list(TINY_CONFIGS))
 def test_generate_capture_equals_teacher_forced(tiny, tokenizer, arch):
     m = tiny[arch]
-    sites = [s for s in ("blocks.1.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.0.attn.hook_z", "blocks.1.mlp.hook_post")
+    sites = [s for s in ("blocks.1.hook_resid_mid", "blocks.1.hook_resid_post", "blocks.0.attn.hook_z", "blocks.1.mlp.hook_post",
+                         "blocks.1.ln2.hook_normalized", "blocks.0.hook_attn_out_pre_norm", "ln_final.hook_normalized")
              if s in sl.sites(m)]
     plan = {"blocks.0.hook_resid_post": sl.Add(torch.randn(64, generator=torch.Generator().manual_seed(3)), torch.tensor([2.0, -9.0, 0.0]))}
     prompts = sl.prompts.format_prompts(tokenizer, PROMPTS)
@@ -256,6 +257,81 @@ def test_generate_capture_equals_teacher_forced(tiny, tokenizer, arch):
         for s in sites:
             torch.testing.assert_close(acts[s][i], expected[s], atol=1e-4, rtol=1e-4)
     assert len(texts) == 3 and no_hooks(m)
+
+
+# 3c. norm sites (ln1, ln2, ln_final) and the writers' pre-norm outputs behave like every other site
+NORM_SITES = ["blocks.0.ln1.hook_normalized", "blocks.1.ln2.hook_normalized", "ln_final.hook_normalized"]
+PRE_NORM_SITES = ["blocks.1.hook_attn_out_pre_norm", "blocks.2.hook_mlp_out_pre_norm"]
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_zero_steering_at_norm_sites_is_identity(tiny, tokenizer, arch):
+    m = tiny[arch]
+    batch = encode_batch(tokenizer, PROMPTS)
+    base = logits(m, batch)
+    with sl.steer(m, {s: sl.Add(torch.zeros(64), 5.0) for s in NORM_SITES + PRE_NORM_SITES}):
+        assert torch.equal(logits(m, batch), base)
+    with sl.steer(m, {s: sl.Add(torch.randn(64), 1.0) for s in NORM_SITES}):
+        assert not torch.allclose(logits(m, batch), base)
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+@pytest.mark.parametrize("positions", ["all", "generated"])
+def test_cached_decode_equals_full_recompute_at_norm_sites(tiny, tokenizer, arch, positions):
+    torch.manual_seed(5)
+    plan = {"blocks.0.ln1.hook_normalized": sl.Rotate(torch.randn(64), torch.randn(64), 60.0),
+            "blocks.1.ln2.hook_normalized": sl.Add(torch.randn(64), 2.0),
+            "blocks.1.hook_attn_out_pre_norm": sl.Add(torch.randn(64), 1.0),
+            "blocks.2.hook_mlp_out_pre_norm": sl.Ablate(torch.randn(64)),
+            "ln_final.hook_normalized": sl.Cap(torch.randn(64), lo=-0.5, hi=0.5)}
+    assert cached_vs_full(tiny[arch], tokenizer, plan, positions) < 1e-4
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_final_norm_is_what_the_unembedding_reads(tiny, tokenizer, arch):
+    m = tiny[arch]
+    site = "ln_final.hook_normalized"
+    h = sl.capture(m, tokenizer, PROMPTS, site, positions="last", chat=False)[site]  # (3, 64)
+    with torch.no_grad():
+        out = m.get_output_embeddings()(h)
+    cap = getattr(m.config, "final_logit_softcapping", None)
+    if cap: out = torch.tanh(out / cap) * cap
+    torch.testing.assert_close(out, logits(m, encode_batch(tokenizer, PROMPTS))[:, -1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_padding_safe_capture_at_norm_sites(tiny, tokenizer, arch):
+    m = tiny[arch]
+    sites = NORM_SITES + PRE_NORM_SITES
+    together = sl.capture(m, tokenizer, PROMPTS, sites, positions="mean", chat=False)
+    for i, p in enumerate(PROMPTS):
+        alone = sl.capture(m, tokenizer, [p], sites, positions="mean", chat=False)
+        for s in sites:
+            torch.testing.assert_close(together[s][i], alone[s][0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", list(TINY_CONFIGS))
+def test_pre_norm_sites_are_the_writers_outputs(tiny, tokenizer, arch):
+    "hook_*_out_pre_norm is what o_proj / down_proj write; the post-norm (gemma2/3) makes hook_*_out from it."
+    m = tiny[arch]
+    seen = {}
+    record = lambda name: lambda module, args, out: seen.__setitem__(name, out)
+    handles = [submodule(m, 1, "o_proj").register_forward_hook(record("o_proj")),
+               submodule(m, 2, "down_proj").register_forward_hook(record("down_proj"))]
+    handles += [h for s in PRE_NORM_SITES + ["blocks.1.hook_attn_out", "blocks.2.hook_mlp_out"]
+                for h in sl.hooks.hook_site(m, s, lambda x, s=s: seen.__setitem__(s, x))]
+    with sl.hooks.hooks_removed_after(handles), torch.no_grad():
+        logits(m, encode_batch(tokenizer, PROMPTS))
+        assert torch.equal(seen["blocks.1.hook_attn_out_pre_norm"], seen["o_proj"])
+        assert torch.equal(seen["blocks.2.hook_mlp_out_pre_norm"], seen["down_proj"])
+        if adapter(m).sandwich_norm:
+            torch.testing.assert_close(submodule(m, 1, "attn_write")(seen["o_proj"]), seen["blocks.1.hook_attn_out"])
+            torch.testing.assert_close(submodule(m, 2, "mlp_write")(seen["down_proj"]), seen["blocks.2.hook_mlp_out"])
+            assert not torch.allclose(seen["o_proj"], seen["blocks.1.hook_attn_out"])
+        else:
+            assert torch.equal(seen["o_proj"], seen["blocks.1.hook_attn_out"])
+            assert torch.equal(seen["down_proj"], seen["blocks.2.hook_mlp_out"])
+    assert no_hooks(m)
 
 
 # 4. weight edits equal their activation forms

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/papers/selective_steering.ipynb #5fb4b597
 from __future__ import annotations
-import contextlib
 from typing import Sequence
 
 import pandas as pd
@@ -14,60 +13,24 @@ from matplotlib import pyplot as plt
 from torch import nn
 
 import steerlab as sl
-from ..hooks import Tracker, as_positions, hooks_removed_after
-from ..prompts import batches, encode_batch, format_prompts
-from ..sites import Site, block, dims
-from ..steering import Intervention
 
 # %% auto #0
-__all__ = ['PAPER_REFUSAL_PHRASES', 'HARMBENCH_PROMPT', 'FIGURE_SOURCES', 'METHOD_ORDER', 'norm_sites', 'site_layer',
-           'norm_module', 'last_token_states', 'NormMonitor', 'steer_norms', 'candidate_directions',
-           'feature_direction', 'steering_plane', 'class_projections', 'discriminative_mask', 'selective_steering',
-           'standard_angular_steering', 'actadd', 'HarmReadout', 'keyword_judge', 'HarmBenchJudge', 'figures']
+__all__ = ['FINAL', 'PAPER_REFUSAL_PHRASES', 'HARMBENCH_PROMPT', 'FIGURE_SOURCES', 'METHOD_ORDER', 'norm_inputs', 'NormMonitor',
+           'candidate_directions', 'feature_direction', 'steering_plane', 'class_projections', 'discriminative_mask',
+           'selective_steering', 'standard_angular_steering', 'actadd', 'HarmReadout', 'keyword_judge',
+           'HarmBenchJudge', 'figures']
 
 # %% ../../nbs/papers/selective_steering.ipynb #1ed4cef3
-def norm_sites(net: nn.Module) -> list[str]:
-    "Names 'blocks.{L}.{module}' of every block's own norm modules (e.g. input_layernorm, post_attention_layernorm)."
-    names = [f"blocks.{layer}.{child}" for layer in range(dims(net)["n_layers"])
-             for child, _ in block(net, layer).named_children() if "norm" in child.lower()]
-    if not names: raise ValueError(f"no norm modules found in the blocks of this {net.config.model_type} model")
-    return names
+FINAL = "ln_final.hook_normalized"  # the final norm's output: what the unembedding reads
 
-def site_layer(site: str) -> int:
-    "The block index of a site name 'blocks.{L}.…'."
-    return int(site.split(".")[1])
-
-def norm_module(net: nn.Module, site: str) -> nn.Module:
-    "The norm module a norm site names."
-    if site not in norm_sites(net): raise KeyError(f"unknown norm site {site!r}; valid ones look like {norm_sites(net)[:2]}")
-    return getattr(block(net, site_layer(site)), site.split(".", 2)[2])
-
-# %% ../../nbs/papers/selective_steering.ipynb #792bd746
-@torch.no_grad()
-def last_token_states(net: nn.Module, tokenizer, prompts: Sequence[str], sites: Sequence[str] = (), system: str | None = None,
-                      batch_size: int = 16) -> dict:
-    "At the last prompt token: norm inputs and outputs at `sites` ('inputs', 'outputs': (n, n_sites, d)) and the final hidden state ('final': (n, d))."
-    texts = format_prompts(tokenizer, prompts, system=system)
-    device = next(net.parameters()).device
-    result = {"inputs": [], "outputs": [], "final": []}
-    for _, chunk in batches(texts, batch_size):
-        batch = encode_batch(tokenizer, chunk, device=device)
-        seen = {}
-        def reader(site):
-            def hook(module, args, output):  # left padding: the last prompt token is the last position
-                seen[site] = (args[0][:, -1].float().cpu(), output[:, -1].float().cpu())
-            return hook
-        def read_final(module, args): seen["final"] = args[0][:, -1].float().cpu()  # what the unembedding reads
-        handles = [norm_module(net, s).register_forward_hook(reader(s)) for s in sites]
-        handles.append(net.get_output_embeddings().register_forward_pre_hook(read_final))
-        with hooks_removed_after(handles):
-            net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"],
-                use_cache=False, logits_to_keep=1)
-        result["final"].append(seen["final"])
-        if sites:
-            result["inputs"].append(torch.stack([seen[s][0] for s in sites], 1))
-            result["outputs"].append(torch.stack([seen[s][1] for s in sites], 1))
-    return {key: torch.cat(parts) for key, parts in result.items() if parts}
+def norm_inputs(net: nn.Module, sites: Sequence[str]) -> list[str]:
+    "The residual-stream site each norm site reads: resid_pre for ln1, resid_mid for ln2 (resid_pre in parallel blocks)."
+    valid = set(sl.sites(net))
+    def source(site: str) -> str:
+        layer, norm = site.split(".")[1:3]  # 'blocks.{L}.ln1.hook_normalized'
+        mid = f"blocks.{layer}.hook_resid_mid"
+        return mid if norm == "ln2" and mid in valid else f"blocks.{layer}.hook_resid_pre"
+    return [source(s) for s in sites]
 
 # %% ../../nbs/papers/selective_steering.ipynb #11880408
 class NormMonitor:
@@ -82,28 +45,18 @@ class NormMonitor:
         self.count += int(mask.sum())
     @property
     def mean_shift(self) -> float: return self.shift_sum / max(self.count, 1)
+    def watch(self, plan: dict) -> dict:
+        "The same plan for `sl.steer`, each intervention recording here what it does to every real token."
+        return {site: _Watched(iv, self) for site, iv in plan.items()}
 
-@contextlib.contextmanager
-def steer_norms(net: nn.Module, plan: dict, positions="all", monitor: NormMonitor | None = None):
-    "Apply `plan` ({norm site: intervention}) to the norm modules' outputs at `positions`; hooks are always removed."
-    where = as_positions(positions)
-    d_model = dims(net)["d_model"]
-    for site, iv in plan.items():
-        if not isinstance(iv, Intervention): raise TypeError(f"{site}: {iv!r} is not an Intervention")
-        iv.check(Site(site, site_layer(site), "norm_out", (d_model,)))
-    def hook_for(iv):
-        def hook(module, args, output):  # output: (batch, seq, d_model)
-            p = tracker.current
-            mask = where(p)
-            new = iv(output, p)
-            if monitor is not None: monitor.update(output, new, mask)
-            return torch.where(mask.unsqueeze(-1), new, output)
-        return hook
-    tracker = Tracker(net)
-    handles = [tracker]
-    with hooks_removed_after(handles):
-        handles += [norm_module(net, site).register_forward_hook(hook_for(iv)) for site, iv in plan.items()]
-        yield net
+class _Watched(sl.steering.Intervention):
+    "An intervention that reports each before/after pair to a `NormMonitor`."
+    def __init__(self, inner: sl.steering.Intervention, monitor: NormMonitor): self.inner, self.monitor = inner, monitor
+    def check(self, site): self.inner.check(site)
+    def __call__(self, h, p):  # h: (batch, seq, d_model)
+        new = self.inner(h, p)
+        self.monitor.update(h, new, p.real)
+        return new
 
 # %% ../../nbs/papers/selective_steering.ipynb #21a5f8c9
 def candidate_directions(harmful: torch.Tensor, harmless: torch.Tensor) -> torch.Tensor:
@@ -128,13 +81,12 @@ def class_projections(harmful: torch.Tensor, harmless: torch.Tensor, b1: torch.T
     unit = lambda x: x / x.norm(dim=-1, keepdim=True)
     return (unit(harmful) @ b1).mean(0), (unit(harmless) @ b1).mean(0)
 
-def discriminative_mask(harmful: torch.Tensor, harmless: torch.Tensor, b1: torch.Tensor, sites: Sequence[str]) -> torch.Tensor:
-    "(n_sites,) bool: the classes project on b1 with opposite signs at every norm site of the site's layer."
+def discriminative_mask(harmful: torch.Tensor, harmless: torch.Tensor, b1: torch.Tensor, layers: Sequence[int]) -> torch.Tensor:
+    "(n_sites,) bool: the classes project on b1 with opposite signs at every norm site of the site's layer (`layers`: each site's block)."
     pos, neg = class_projections(harmful, harmless, b1)
     opposite = pos * neg < 0
-    layers = torch.tensor([site_layer(s) for s in sites])
-    layer_ok = {int(l): bool(opposite[layers == l].all()) for l in layers.unique()}
-    return torch.tensor([layer_ok[site_layer(s)] for s in sites])
+    layers = torch.as_tensor(layers)
+    return torch.stack([opposite[layers == layer].all() for layer in layers])
 
 # %% ../../nbs/papers/selective_steering.ipynb #dcfe4166
 def selective_steering(sites: Sequence[str], mask: torch.Tensor, b1, b2, angle: float) -> dict:
