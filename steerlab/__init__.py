@@ -6,7 +6,7 @@ when it touches the model.
 """
 __version__ = "0.1.0"
 
-import importlib
+import importlib, sys, types
 
 _PUBLIC = {  # module -> the public names it gives `steerlab`
     "errors": ["SteerlabError", "UnknownName"],
@@ -48,3 +48,11 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_HOME))
+
+class _Package(types.ModuleType):
+    "This package, whose public functions `capture`, `generate` and `sites` are not replaced by their modules on import."
+    def __setattr__(self, name: str, value):
+        if name in _HOME and isinstance(value, types.ModuleType): return  # the import system binds each submodule here
+        super().__setattr__(name, value)
+
+sys.modules[__name__].__class__ = _Package

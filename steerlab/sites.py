@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .errors import UnknownName
+
 # %% auto #0
 __all__ = ['ADAPTERS', 'SITE_KINDS', 'FINAL_SITE', 'Adapter', 'adapter', 'dims', 'parallel_residual', 'sites', 'Site',
            'parse_site', 'block', 'submodule', 'final_norm']
@@ -90,14 +92,14 @@ class Site:
 _SITE_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 def parse_site(model: nn.Module, name: str) -> Site:
-    "Validate a site name against `model`; unknown names raise a KeyError listing close valid ones."
+    "Validate a site name against `model`; an unknown name raises `UnknownName` (a KeyError) listing close valid ones."
     valid = sites(model)
     d = dims(model)
     if name not in valid:
         close = difflib.get_close_matches(name, valid, n=5, cutoff=0.6)
         hint = (f"close matches: {close}" if close else f"valid sites look like blocks.{{0..{d['n_layers'] - 1}}}.<kind> "
                 f"with kind in {list(SITE_KINDS)}, or {FINAL_SITE}")
-        raise KeyError(f"unknown site {name!r} for this {model.config.model_type} model ({d['n_layers']} layers); {hint}")
+        raise UnknownName(f"unknown site {name!r} for this {model.config.model_type} model ({d['n_layers']} layers); {hint}")
     match = _SITE_RE.match(name)
     layer, kind = (int(match[1]), match[2]) if match else (d["n_layers"], name)
     shape = {"attn.hook_z": (d["n_heads"], d["d_head"]), "mlp.hook_post": (d["d_mlp"],)}.get(kind, (d["d_model"],))

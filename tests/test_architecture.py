@@ -65,3 +65,5 @@ def test_public_names_resolve():
     for name in sl.__all__: assert getattr(sl, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'nope'"): sl.nope
     assert sl.data.load_advbench is sl.fetch.__globals__["load_advbench"]  # submodules load on first use too
+    import steerlab.capture, steerlab.generate, steerlab.sites  # importing a module keeps its namesake function public
+    assert [f.__module__ for f in (sl.capture, sl.generate, sl.sites)] == ["steerlab.capture", "steerlab.generate", "steerlab.sites"]
