@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .sites import adapter, block, dims, parse_site, sites, submodule
-from .steering import Ablate, Add, _tensor, unit
+from .steering import Ablate, Add, direction_tensor, unit
 
 # %% auto #0
 __all__ = ['Edit', 'Edits', 'out_matrix', 'fold', 'ablate_everywhere', 'orthogonalize', 'edit_head', 'edit_neuron',
@@ -157,7 +157,7 @@ def edit_head(model: nn.Module, layer: int, head: int, u, k, lam: float = 1.0) -
     "W_O[:, head block] += lam·u·kᵀ in block `layer`; the weight form of `HeadRank1`."
     d = dims(model)
     if not (0 <= layer < d["n_layers"] and 0 <= head < d["n_heads"]): raise ValueError(f"no head {head} in layer {layer}")
-    u, k = _tensor(u), _tensor(k)
+    u, k = direction_tensor(u), direction_tensor(k)
     if u.shape != (d["d_model"],) or k.shape != (d["d_head"],): raise ValueError(f"u must be ({d['d_model']},) and k ({d['d_head']},)")
     module = submodule(model, layer, "o_proj")
     W = out_matrix(module).detach().clone()  # (d_model, n_heads*d_head)
@@ -171,7 +171,7 @@ def edit_neuron(model: nn.Module, layer: int, neuron: int, u, lam: float = 1.0) 
     "W_down[:, neuron] += lam·u in block `layer`; the weight form of `NeuronRank1`."
     d = dims(model)
     if not (0 <= layer < d["n_layers"] and 0 <= neuron < d["d_mlp"]): raise ValueError(f"no neuron {neuron} in layer {layer}")
-    u = _tensor(u)
+    u = direction_tensor(u)
     if u.shape != (d["d_model"],): raise ValueError(f"u must have shape ({d['d_model']},)")
     module = submodule(model, layer, "down_proj")
     W = out_matrix(module).detach().clone()  # (d_model, d_mlp)

@@ -13,11 +13,12 @@ from .hooks import Pass, Tracker, as_positions, hook_site, hook_write, hooks_rem
 from .sites import Site, parse_site
 
 # %% auto #0
-__all__ = ['unit', 'Intervention', 'Add', 'Ablate', 'Rotate', 'Cap', 'Gate', 'Scale', 'HeadRank1', 'NeuronRank1', 'steer']
+__all__ = ['direction_tensor', 'unit', 'Intervention', 'Add', 'Ablate', 'Rotate', 'Cap', 'Gate', 'Scale', 'HeadRank1',
+           'NeuronRank1', 'steer']
 
 # %% ../nbs/05_steering.ipynb #8006833c
-def _tensor(v) -> torch.Tensor:
-    "The tensor of a direction given as a tensor or a Vector-like object."
+def direction_tensor(v) -> torch.Tensor:
+    "A direction given as a tensor or a `Vector`, as a detached float32 tensor."
     t = v.tensor if hasattr(v, "tensor") else torch.as_tensor(v)
     return t.detach().float()
 
@@ -29,7 +30,7 @@ def _check_direction(t: torch.Tensor, site: Site, what: str):
 
 def unit(v) -> torch.Tensor:
     "`v / ‖v‖` along the last dim, as a float tensor, for a tensor (d,) or (k, d) or a Vector."
-    t = _tensor(v)
+    t = direction_tensor(v)
     n = t.norm(dim=-1, keepdim=True)
     if (n == 0).any(): raise ValueError(f"a direction of shape {tuple(t.shape)} has zero norm: it has no unit vector")
     return t / n
@@ -51,7 +52,7 @@ class Intervention(_Cached):
 class Add(Intervention):
     "h + coeff·v. `coeff` may be a float or a (batch,) tensor; `relative=True` scales a unit v by coeff × the site's typical norm."
     def __init__(self, vector, coeff: float | torch.Tensor = 1.0, relative: bool = False, norm_ref: float | None = None):
-        self.v, self.site = _tensor(vector), getattr(vector, "site", None)  # a Vector's recorded site; a tensor has none
+        self.v, self.site = direction_tensor(vector), getattr(vector, "site", None)  # a Vector's recorded site; a tensor has none
         if relative:
             norm_ref = norm_ref if norm_ref is not None else getattr(vector, "norm_ref", None)
             if norm_ref is None: raise ValueError("relative=True needs the site's typical norm: pass norm_ref= or a Vector with norm_ref")
@@ -73,7 +74,7 @@ class Add(Intervention):
 class Ablate(Intervention):
     "Project out one direction (d,) or the span of several (k, d)."
     def __init__(self, direction):
-        d = _tensor(direction)
+        d = direction_tensor(direction)
         self.basis = torch.linalg.qr(d.reshape(-1, d.shape[-1]).T).Q.T  # (k, d) orthonormal rows
     def check(self, site): _check_direction(self.basis, site, "Ablate direction")
     def __call__(self, h, p):
@@ -85,7 +86,7 @@ class Rotate(Intervention):
     def __init__(self, b1, b2, angle: float, mode: str = "by"):
         if mode not in ("by", "to"): raise ValueError(f"mode must be 'by' or 'to', got {mode!r}")
         e1 = unit(b1)
-        b2 = _tensor(b2)
+        b2 = direction_tensor(b2)
         e2 = b2 - (b2 @ e1) * e1  # Gram-Schmidt
         if e2.norm() < 1e-6 * b2.norm().clamp_min(1e-12): raise ValueError("b1 and b2 are parallel: they span no plane")
         self.plane, self.angle, self.mode = torch.stack([e1, unit(e2)]), math.radians(angle), mode  # plane: (2, d)
@@ -152,7 +153,7 @@ class HeadRank1(Intervention):
     "Add lam·u·(k·z_head) to the attention output: the activation form of a rank-1 edit of one head's o_proj block."
     writes = True
     def __init__(self, head: int, u, k, lam: float = 1.0):
-        self.head, self.u, self.k, self.lam = head, _tensor(u), _tensor(k), float(lam)
+        self.head, self.u, self.k, self.lam = head, direction_tensor(u), direction_tensor(k), float(lam)
     def check(self, site):
         if site.kind != "attn.hook_z": raise ValueError(f"HeadRank1 acts at attn.hook_z, not {site.name}")
         n_heads, d_head = site.shape
@@ -166,7 +167,7 @@ class NeuronRank1(Intervention):
     "Add lam·u·a_neuron to the MLP output: the activation form of editing one down_proj column."
     writes = True
     def __init__(self, neuron: int, u, lam: float = 1.0):
-        self.neuron, self.u, self.lam = neuron, _tensor(u), float(lam)
+        self.neuron, self.u, self.lam = neuron, direction_tensor(u), float(lam)
     def check(self, site):
         if site.kind != "mlp.hook_post": raise ValueError(f"NeuronRank1 acts at mlp.hook_post, not {site.name}")
         if not 0 <= self.neuron < site.shape[0]: raise ValueError(f"neuron {self.neuron} out of range ({site.shape[0]})")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_vectors.ipynb #77d8d849
 from __future__ import annotations
-import hashlib, json, numbers, os, re, tempfile
+import json, numbers, re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,15 +13,16 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .files import sha256_json, write_atomic
+
 # %% auto #0
 __all__ = ['FORMAT', 'L2_GRID', 'hash_data', 'Vector', 'save_vectors', 'load_vectors', 'diff_in_means', 'pca_direction',
            'probe_direction', 'lda_direction', 'export_gguf', 'import_gguf']
 
 # %% ../nbs/04_vectors.ipynb #0ea07883
 def hash_data(obj) -> str:
-    "sha256 (hex) of JSON-serialisable data; dict key order does not matter."
-    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    "sha256 (hex) of JSON-serialisable data, e.g. the prompts a vector was read from; dict key order does not matter."
+    return sha256_json(obj)
 
 # %% ../nbs/04_vectors.ipynb #2713db73
 @dataclass(frozen=True, eq=False)
@@ -93,17 +94,6 @@ def _stem(path: Path | str) -> Path:
     path = Path(path)
     return path.with_suffix("") if path.suffix in (".safetensors", ".json") else path
 
-def _replace_atomically(final: Path, write) -> None:
-    "Call `write(tmp_path)` on a temporary file beside `final`, then move it into place."
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-
 def save_vectors(vectors: dict[str, Vector], path: Path | str) -> Path:
     "Write several named Vectors (e.g. site → Vector) to `path.safetensors` + `path.json`."
     if not vectors: raise ValueError("no vectors to save")
@@ -113,8 +103,8 @@ def save_vectors(vectors: dict[str, Vector], path: Path | str) -> Path:
     tensors = {str(k): v.tensor.detach().cpu().contiguous().clone() for k, v in vectors.items()}
     sidecar = dict(format=FORMAT, vectors={str(k): dict(model=v.model, site=v.site, method=v.method, data_hash=v.data_hash,
                                                         norm_ref=v.norm_ref, meta=v.meta) for k, v in vectors.items()})
-    _replace_atomically(stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp))
-    _replace_atomically(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=1)))
+    write_atomic(stem.with_suffix(".safetensors"), lambda tmp: save_file(tensors, tmp))
+    write_atomic(stem.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(sidecar, indent=1)))
     return stem.with_suffix(".safetensors")
 
 def load_vectors(path: Path | str) -> dict[str, Vector]:
@@ -279,8 +269,6 @@ def export_gguf(vectors: dict[int, Vector] | dict[str, Vector], path: Path | str
         directions[layer] = vector.tensor.detach().float().cpu().numpy()
     widths = {d.shape[0] for d in directions.values()}
     if len(widths) > 1: raise ValueError(f"all directions must have the same width, got {sorted(widths)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     def write(tmp):
         writer = gguf.GGUFWriter(tmp, "controlvector")
         writer.add_string("controlvector.model_hint", model_hint)
@@ -290,8 +278,7 @@ def export_gguf(vectors: dict[int, Vector] | dict[str, Vector], path: Path | str
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-    _replace_atomically(path, write)
-    return path
+    return write_atomic(path, write)
 
 def import_gguf(path: Path | str) -> dict[int, Vector]:
     "Read a llama.cpp control-vector GGUF (ours, repeng's, llama.cpp's) as {layer: Vector at blocks.L.hook_resid_post}."
