@@ -15,3 +15,10 @@ from .runs import Run
 from .figures import save_figure
 from .vectors import Vector, hash_data, save_vectors, load_vectors, diff_in_means, pca_direction, probe_direction, lda_direction, export_gguf, import_gguf
 from .evals import token_nll, perplexity, option_logprobs, option_probs, is_refusal, refusal_score, Judge
+
+def __getattr__(name: str):
+    "steerlab.load_sae, imported on first use: sae-lens takes seconds to import."
+    if name == "load_sae":
+        from .sae import load_sae
+        return load_sae
+    raise AttributeError(f"module 'steerlab' has no attribute {name!r}")

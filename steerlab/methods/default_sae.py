@@ -13,6 +13,7 @@ from matplotlib import pyplot as plt
 
 import steerlab as sl
 from .. import sae as S
+from ..sae_train import alpaca_split, default_sae, sae_info
 
 # %% auto #0
 __all__ = ['concept_sentences', 'concept_latent', 'stems', 'steer_latent', 'figures']
