@@ -105,8 +105,7 @@ def _llama_scope(e: SAEEntry, folder: str, overrides: dict) -> tuple[dict, dict]
     hyper = json.loads(fetch_sae_file(e, f"{folder}/hyperparams.json").read_text())
     norm = hyper["d_model"] ** 0.5 / hyper["dataset_average_activation_norm"]["in"]  # sae-lens folds it into W_enc: scale the threshold too
     cfg = dict(architecture="jumprelu", d_in=hyper["d_model"], d_sae=hyper["d_sae"], dtype="float32", model_name=e.model,
-               hook_name=hyper["hook_point_in"], apply_b_dec_to_input=False, normalize_activations="expected_average_only_in",
-               **overrides)
+               hook_name=hyper["hook_point_in"], apply_b_dec_to_input=False, normalize_activations="expected_average_only_in") | overrides
     raw = load_file(fetch_sae_file(e, f"{folder}/checkpoints/final.safetensors"))
     state = {"W_enc": raw["encoder.weight"].T, "W_dec": raw["decoder.weight"].T, "b_enc": raw["encoder.bias"], "b_dec": raw["decoder.bias"]}
     state["threshold"] = torch.full((hyper["d_sae"],), hyper["jump_relu_threshold"] * norm)

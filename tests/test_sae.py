@@ -1,6 +1,7 @@
 """SAEs: registry pins and hash checks, local load round trip, latent vectors, ClampLatents / Reconstruct, top contexts,
 quality metrics on exact and empty SAEs, and a small default-model SAE trained end to end that must meet quality bars."""
 import hashlib
+import json
 import time
 
 import numpy as np
@@ -141,6 +142,31 @@ def test_goodfire_state_dict_loads_as_a_relu_sae(tmp_path, monkeypatch):
     x = torch.randn(4, 8)
     torch.testing.assert_close(sae.encode(x), torch.relu(x @ raw["encoder_linear.weight"].T + raw["encoder_linear.bias"]))
     assert S.sae_site(sae) == "blocks.19.hook_resid_post"
+
+
+def test_llama_scope_files_load_as_a_jumprelu_sae(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+    base = R.sae_registry()["llama-scope-8b-res-l15-8x"]
+    folder, revision = "Llama3_1-8B-Base-L15R-8x", "0011223344556677889900112233445566778899"
+    hub = tmp_path / "hub" / base.repo / "resolve" / revision / folder
+    (hub / "checkpoints").mkdir(parents=True)
+    scale = 5.91907514450867  # sae-lens' norm scaling factor for this release, folded into W_enc: the file's norms must agree
+    hyper = {"d_model": 8, "d_sae": 16, "hook_point_in": "blocks.15.hook_resid_post", "jump_relu_threshold": 0.3,
+             "dataset_average_activation_norm": {"in": 8 ** 0.5 / scale}}
+    (hub / "hyperparams.json").write_text(json.dumps(hyper))
+    torch.manual_seed(0)
+    raw = {"encoder.weight": torch.randn(16, 8), "encoder.bias": torch.randn(16), "decoder.weight": torch.randn(8, 16), "decoder.bias": torch.randn(8)}
+    save_file(raw, hub / "checkpoints" / "final.safetensors")
+    files = {f"{folder}/{name}": hashlib.sha256((hub / name).read_bytes()).hexdigest() for name in ("hyperparams.json", "checkpoints/final.safetensors")}
+    e = R.SAEEntry(**{**base.__dict__, "name": "toy-llama-scope", "revision": revision, "files": files, "d_in": 8, "d_sae": 16})
+    monkeypatch.setenv("STEERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_mirror(tmp_path / "hub") as url:
+        monkeypatch.setattr(R, "HF_BASE", url)
+        sae = S.load_sae(e, device="cpu")
+    x = torch.randn(4, 8)
+    pre = (x * scale) @ raw["encoder.weight"].T + raw["encoder.bias"]  # inputs normalised, then the trained encoder
+    assert sae.cfg.architecture() == "jumprelu" and S.sae_site(sae) == "blocks.15.hook_resid_post"
+    torch.testing.assert_close(sae.encode(x), pre * (pre > 0.3 * scale), atol=1e-4, rtol=1e-4)  # the threshold scaled as sae-lens does
 
 
 # --- local SAEs, latent vectors ----------------------------------------------------------
