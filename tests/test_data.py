@@ -3,8 +3,12 @@ import csv, http.client, re, shutil, socket
 from pathlib import Path
 
 import pytest
+import yaml
 
 from steerlab import data
+from steerlab.errors import SteerlabError
+from steerlab.files import sha256_file
+from steerlab.provenance import recording
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = ROOT.parent / "shared" / "data-mirror"
@@ -61,6 +65,7 @@ def test_mirrored_entries_match_manifest():
 def test_registry_urls_are_pinned_and_names_unambiguous():
     entries = data.registry().values()
     for e in entries:
+        if e.source == data.LOCAL: continue  # the lab's own files: checked in the tests below
         assert GITHUB_PINNED.fullmatch(e.url) or HF_PINNED.fullmatch(e.url), e.url
         assert e.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", e.sha256), e.name
         assert not e.mirror or e.url.startswith(data.GITHUB_RAW + "/"), e.name  # the mirror only holds GitHub files
@@ -76,6 +81,64 @@ def test_mirror_url_rewrites_only_github_raw(monkeypatch):
     assert data.mirror_url(hf) == hf
     with pytest.raises(ValueError, match="serve_mirror"):
         data.mirror_url(github, "/some/local/folder")
+
+
+def test_paper_tags_are_notebook_or_reading_list_slugs():
+    papers = yaml.safe_load((ROOT / "steerlab" / "papers.yaml").read_text())["papers"]
+    reading_list = {p["slug"] for p in papers}
+    assert len(papers) == len(reading_list) == 40 and all(p["wave"] and p["title"] for p in papers)
+    notebooks = {p.stem for p in (ROOT / "nbs" / "papers").glob("*.ipynb")}
+    assert notebooks - reading_list == {"quickstart", "default_sae"}  # the lab's own notebooks; every other is a listed paper
+    saes = yaml.safe_load((ROOT / "steerlab" / "saes.yaml").read_text())["saes"]
+    tags = {p for e in data.registry().values() for p in e.papers} | {p for e in saes.values() for p in e.get("papers", [])}
+    assert tags <= notebooks | reading_list, tags - notebooks - reading_list
+
+
+# --- the lab's own data files (source: local) ---
+
+LOCAL = {name: e for name, e in data.registry().items() if e.source == data.LOCAL}
+
+
+def test_local_entries_are_the_labs_data_files(cache):
+    assert set(LOCAL) == {p.stem for p in (ROOT / "data").glob("*.jsonl")} and LOCAL
+    datasheets = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    for name, e in LOCAL.items():
+        path = ROOT / e.path
+        assert e.url is None and e.path == f"data/{name}.jsonl" and e.format == "jsonl" and e.license == "Apache-2.0" and e.papers
+        assert sha256_file(path) == e.sha256 and path.stat().st_size == e.bytes
+        assert f"## `{name}`" in datasheets and all(f"`{paper}`" in datasheets for paper in e.papers)
+        assert data.fetch(name) == path
+        records = data.load(name)
+        assert records and all(isinstance(r, dict) and all(isinstance(v, str) and v for v in r.values()) for r in records)
+    assert not cache.exists()  # read where they lie, never copied into the cache
+    listing = data.data_list().set_index("name")
+    assert listing.cached[list(LOCAL)].all() and (listing.loc[list(LOCAL), "mirror"] == False).all()  # noqa: E712
+    assert (data.data_verify().set_index("name").status[list(LOCAL)] == "ok").all()
+    assert [p.name for p in data.data_fetch("quickstart")] == ["neutral_instructions.jsonl", "mood_topics.jsonl", "mood_lexicon.jsonl"]
+
+
+def test_local_file_that_changed_or_went_missing_is_refused(tmp_path, monkeypatch):
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    monkeypatch.setattr(data, "LAB_ROOT", tmp_path)
+    with open(tmp_path / "data" / "mood_topics.jsonl", "a") as f: f.write('{"topic": "one more"}\n')
+    with pytest.raises(SteerlabError, match=r"mood_topics: data/mood_topics.jsonl has sha256 [0-9a-f]{64}, but the registry says") as err:
+        data.load("mood_topics")
+    assert "\n" not in str(err.value)
+    (tmp_path / "data" / "mood_lexicon.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match="data/mood_lexicon.jsonl is missing"):
+        data.fetch("mood_lexicon")
+    status = data.data_verify().set_index("name").status
+    assert (status["mood_topics"], status["mood_lexicon"], status["neutral_instructions"]) == ("corrupt", "missing", "ok")
+
+
+def test_local_file_is_recorded_as_an_input():
+    class Notes:
+        def __init__(self): self.inputs = []
+        def note_input(self, path, role): self.inputs.append((Path(path), role))
+        def note_model(self, info): pass
+    with recording(Notes()) as notes:
+        assert data.load("opening_phrases")[0] == {"kind": "refusal", "phrase": "I apologize"}
+    assert notes.inputs == [(ROOT / "data" / "opening_phrases.jsonl", "data:opening_phrases")]
 
 
 # --- loaders through the real pooch download path ---
@@ -205,12 +268,12 @@ def test_data_verify_detects_corrupt_cache_file(mirror, cache):
 
 
 def test_data_fetch_and_list_by_paper(mirror, cache):
-    names = data.files_for("endogenous_resistance")
+    names = data.files_for("esr")
     assert names == ["esr_prompts", "esr_normal_responses", "esr_off_topic_detectors"]
-    paths = data.data_fetch("endogenous_resistance")
+    paths = data.data_fetch("esr")
     assert [p.name for p in paths] == ["esr_prompts.txt", "esr_normal_responses.json", "esr_off_topic_detectors.json"]
     listing = data.data_list().set_index("name")
-    assert listing.cached[names].all() and listing.cached.sum() == 3
+    assert listing.cached[names].all() and listing.cached.sum() == 3 + len(LOCAL)  # the lab's own files are always at hand
     assert listing.loc["alpaca", "license"].startswith("CC-BY-NC") and listing.loc["math500", "mirror"] == False  # noqa: E712
     with pytest.warns(UserWarning, match="truthfulqa_hf"):  # svdecode's one file has no hash yet: skipped, not fetched
         assert data.data_fetch("svdecode") == []

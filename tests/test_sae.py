@@ -1,7 +1,10 @@
 """SAEs: registry pins and hash checks, local load round trip, latent vectors, ClampLatents / Reconstruct, top contexts,
 quality metrics on exact and empty SAEs, and a small default-model SAE trained end to end that must meet quality bars."""
 import hashlib
+import json
 import time
+
+import numpy as np
 
 import pytest
 import torch
@@ -10,7 +13,7 @@ from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
 from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
 import steerlab as sl
-from steerlab import sae as S
+from steerlab import sae as S, sae_registry as R, sae_train as T
 from steerlab.data import serve_mirror
 from steerlab.steering import Add, steer
 
@@ -47,7 +50,7 @@ def identity_sae(d_in=64, exact=True):
 # --- registry ------------------------------------------------------------------------------
 
 def test_registry_entries_are_pinned_or_refused():
-    for name, e in S.sae_registry().items():
+    for name, e in R.sae_registry().items():
         assert e.site.startswith("blocks.") and e.d_in > 0 and e.d_sae > e.d_in and e.license and e.citation
         if e.revision and all(e.files.values()):
             assert len(e.revision) == 40 and all(len(h) == 64 for h in e.files.values()), name
@@ -67,19 +70,103 @@ def test_fetch_sae_file_checks_the_hash(tmp_path, monkeypatch):
     hub.mkdir(parents=True)
     (hub / "params.npz").write_bytes(payload)
     monkeypatch.setenv("STEERLAB_CACHE_DIR", str(tmp_path / "cache"))
-    good = S.SAEEntry(name="toy", release="none", sae_id="none", repo="org/repo", revision="0123456789abcdef0123456789abcdef01234567",
+    good = R.SAEEntry(name="toy", release="none", sae_id="none", repo="org/repo", revision="0123456789abcdef0123456789abcdef01234567",
                       files={"layer_3/params.npz": hashlib.sha256(payload).hexdigest()}, model="m", site=SITE, d_in=4,
                       d_sae=8, license="CC0", citation="none")
-    bad = S.SAEEntry(**{**good.__dict__, "name": "toy_bad", "files": {"layer_3/params.npz": "0" * 64}})
-    unpinned = S.SAEEntry(**{**good.__dict__, "name": "toy_unpinned", "revision": None})
+    bad = R.SAEEntry(**{**good.__dict__, "name": "toy_bad", "files": {"layer_3/params.npz": "0" * 64}})
+    unpinned = R.SAEEntry(**{**good.__dict__, "name": "toy_unpinned", "revision": None})
     with serve_mirror(tmp_path / "hub") as url:
-        monkeypatch.setattr(S, "HF_BASE", url)
-        assert S.fetch_sae_file(good, "layer_3/params.npz").read_bytes() == payload
+        monkeypatch.setattr(R, "HF_BASE", url)
+        assert R.fetch_sae_file(good, "layer_3/params.npz").read_bytes() == payload
         with pytest.raises(ValueError, match="does not match"):
-            S.fetch_sae_file(bad, "layer_3/params.npz")
+            R.fetch_sae_file(bad, "layer_3/params.npz")
         assert not list((tmp_path / "cache" / "saes" / "hub" / "toy_bad").rglob("params.npz"))
         with pytest.raises(ValueError, match="no pinned revision"):
-            S.fetch_sae_file(unpinned, "layer_3/params.npz")
+            R.fetch_sae_file(unpinned, "layer_3/params.npz")
+
+
+def gemma_scope_hub(folder, d_in=8, d_sae=16, seed=0):
+    "A Gemma-Scope-style params.npz at the Hub's layout under `folder`, its arrays, and a pinned registry entry for it."
+    g = np.random.default_rng(seed)
+    params = {key: value.astype(np.float32) for key, value in dict(
+        w_enc=g.normal(size=(d_in, d_sae)), w_dec=g.normal(size=(d_sae, d_in)), b_enc=g.normal(size=d_sae) * 0.1,
+        b_dec=g.normal(size=d_in) * 0.1, threshold=np.abs(g.normal(size=d_sae)) * 0.5).items()}
+    revision, path = "89abcdef0123456789abcdef0123456789abcdef", "layer_16/width_16k/average_l0_78/params.npz"
+    target = folder / "google" / "gemma-scope-2b-pt-res" / "resolve" / revision / path
+    target.parent.mkdir(parents=True)
+    np.savez(target, **params)
+    e = R.SAEEntry(name="toy-gemma-scope", release="gemma-scope-2b-pt-res-canonical", sae_id="layer_16/width_16k/canonical",
+                   repo="google/gemma-scope-2b-pt-res", revision=revision, files={path: hashlib.sha256(target.read_bytes()).hexdigest()},
+                   model="google/gemma-2-2b", site="blocks.16.hook_resid_post", d_in=d_in, d_sae=d_sae, license="CC0", citation="none")
+    return e, params, target
+
+
+def test_registry_sae_loads_from_its_pinned_file_only(tmp_path, monkeypatch):
+    e, params, target = gemma_scope_hub(tmp_path / "hub")
+    monkeypatch.setenv("STEERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    class Notes:
+        models = []
+        def note_input(self, path, role): pass
+        def note_model(self, info): self.models.append(info)
+    with serve_mirror(tmp_path / "hub") as url, sl.provenance.recording(Notes()) as notes:
+        monkeypatch.setattr(R, "HF_BASE", url)
+        sae = S.load_sae(e, device="cpu")
+        assert sae.cfg.architecture() == "jumprelu" and (sae.cfg.d_in, sae.cfg.d_sae) == (8, 16) and S.sae_site(sae) == e.site
+        x = torch.randn(6, 8)
+        pre = x @ torch.from_numpy(params["w_enc"]) + torch.from_numpy(params["b_enc"])
+        torch.testing.assert_close(sae.encode(x), pre * (pre > torch.from_numpy(params["threshold"])))  # JumpReLU with the file's thresholds
+        torch.testing.assert_close(sae.W_dec.detach(), torch.from_numpy(params["w_dec"]))
+        assert notes.models == [dict(kind="sae", name="toy-gemma-scope", site=e.site, d_in=8, d_sae=16, sha256=e.files, revision=e.revision)]
+        with pytest.raises(sl.errors.SteerlabError, match="saes.yaml says d_in=8, d_sae=32"):
+            R.load_registered_sae(R.SAEEntry(**{**e.__dict__, "name": "toy-wide", "d_sae": 32}))
+        target.write_bytes(target.read_bytes()[:-8] + b"tampered")
+        with pytest.raises(ValueError, match="does not match the sha256"):
+            R.load_registered_sae(R.SAEEntry(**{**e.__dict__, "name": "toy-tampered"}))
+
+
+def test_goodfire_state_dict_loads_as_a_relu_sae(tmp_path, monkeypatch):
+    revision, path = "fedcba9876543210fedcba9876543210fedcba98", "Llama-3.1-8B-Instruct-SAE-l19.pth"
+    target = tmp_path / "hub" / "Goodfire" / "Llama-3.1-8B-Instruct-SAE-l19" / "resolve" / revision / path
+    target.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    raw = {"encoder_linear.weight": torch.randn(16, 8), "encoder_linear.bias": torch.randn(16),
+           "decoder_linear.weight": torch.randn(8, 16), "decoder_linear.bias": torch.randn(8)}
+    torch.save(raw, target)
+    base = R.sae_registry()["goodfire-llama-3.1-8b-instruct-l19"]
+    e = R.SAEEntry(**{**base.__dict__, "name": "toy-goodfire", "revision": revision, "d_in": 8, "d_sae": 16,
+                      "files": {path: hashlib.sha256(target.read_bytes()).hexdigest()}})
+    monkeypatch.setenv("STEERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_mirror(tmp_path / "hub") as url:
+        monkeypatch.setattr(R, "HF_BASE", url)
+        sae = S.load_sae(e, device="cpu")
+    x = torch.randn(4, 8)
+    torch.testing.assert_close(sae.encode(x), torch.relu(x @ raw["encoder_linear.weight"].T + raw["encoder_linear.bias"]))
+    assert S.sae_site(sae) == "blocks.19.hook_resid_post"
+
+
+def test_llama_scope_files_load_as_a_jumprelu_sae(tmp_path, monkeypatch):
+    from safetensors.torch import save_file
+    base = R.sae_registry()["llama-scope-8b-res-l15-8x"]
+    folder, revision = "Llama3_1-8B-Base-L15R-8x", "0011223344556677889900112233445566778899"
+    hub = tmp_path / "hub" / base.repo / "resolve" / revision / folder
+    (hub / "checkpoints").mkdir(parents=True)
+    scale = 5.91907514450867  # sae-lens' norm scaling factor for this release, folded into W_enc: the file's norms must agree
+    hyper = {"d_model": 8, "d_sae": 16, "hook_point_in": "blocks.15.hook_resid_post", "jump_relu_threshold": 0.3,
+             "dataset_average_activation_norm": {"in": 8 ** 0.5 / scale}}
+    (hub / "hyperparams.json").write_text(json.dumps(hyper))
+    torch.manual_seed(0)
+    raw = {"encoder.weight": torch.randn(16, 8), "encoder.bias": torch.randn(16), "decoder.weight": torch.randn(8, 16), "decoder.bias": torch.randn(8)}
+    save_file(raw, hub / "checkpoints" / "final.safetensors")
+    files = {f"{folder}/{name}": hashlib.sha256((hub / name).read_bytes()).hexdigest() for name in ("hyperparams.json", "checkpoints/final.safetensors")}
+    e = R.SAEEntry(**{**base.__dict__, "name": "toy-llama-scope", "revision": revision, "files": files, "d_in": 8, "d_sae": 16})
+    monkeypatch.setenv("STEERLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with serve_mirror(tmp_path / "hub") as url:
+        monkeypatch.setattr(R, "HF_BASE", url)
+        sae = S.load_sae(e, device="cpu")
+    x = torch.randn(4, 8)
+    pre = (x * scale) @ raw["encoder.weight"].T + raw["encoder.bias"]  # inputs normalised, then the trained encoder
+    assert sae.cfg.architecture() == "jumprelu" and S.sae_site(sae) == "blocks.15.hook_resid_post"
+    torch.testing.assert_close(sae.encode(x), pre * (pre > 0.3 * scale), atol=1e-4, rtol=1e-4)  # the threshold scaled as sae-lens does
 
 
 # --- local SAEs, latent vectors ----------------------------------------------------------
@@ -137,10 +224,10 @@ def test_reconstruct_with_an_exact_sae_is_a_no_op(tiny, tokenizer):
 
 def test_sae_quality_of_exact_and_empty_saes(tiny, tokenizer):
     prompts, answers = ["The cat sat on", "A recipe needs"], [" the mat today", " flour and eggs"]
-    exact = S.sae_quality(tiny, tokenizer, identity_sae(), prompts, answers, chat=False)
+    exact = T.sae_quality(tiny, tokenizer, identity_sae(), prompts, answers, chat=False)
     assert exact["explained_variance"] == pytest.approx(1.0, abs=1e-5)
     assert exact["nll_sae"] == pytest.approx(exact["nll_clean"], abs=1e-4) and exact["ce_loss_recovered"] == pytest.approx(1.0, abs=1e-3)
-    empty = S.sae_quality(tiny, tokenizer, identity_sae(exact=False), prompts, answers, chat=False)
+    empty = T.sae_quality(tiny, tokenizer, identity_sae(exact=False), prompts, answers, chat=False)
     assert empty["explained_variance"] < 0 and empty["ce_loss_recovered"] == pytest.approx(0.0, abs=1e-3)
     assert empty["nll_zero"] == pytest.approx(exact["nll_zero"]) and exact["n_tokens"] == 6
 
@@ -169,7 +256,7 @@ def test_top_contexts_ranks_tokens_by_activation(tiny, tokenizer):
 
 # --- the default model's SAE, trained small and end to end ------------------------------------
 
-SMALL = S.DefaultSAEConfig(d_sae=1024, k=16, epochs=12, batch_size=512, n_texts=96, holdout_every=4)
+SMALL = T.DefaultSAEConfig(d_sae=1024, k=16, epochs=12, batch_size=512, n_texts=96, holdout_every=4)
 
 
 @pytest.fixture(scope="module")
@@ -177,12 +264,12 @@ def small_sae(tmp_path_factory):
     "A small default-model SAE trained from scratch into a throwaway folder (capture + train + quality eval), then reloaded."
     folder = tmp_path_factory.mktemp("saes") / SMALL.name
     start = time.perf_counter()
-    sae = S.default_sae(SMALL, device="cpu", folder=folder)
+    sae = T.default_sae(SMALL, device="cpu", folder=folder)
     trained_s = time.perf_counter() - start
     start = time.perf_counter()
-    again = S.default_sae(SMALL, device="cpu", folder=folder)
+    again = T.default_sae(SMALL, device="cpu", folder=folder)
     loaded_s = time.perf_counter() - start
-    return dict(sae=sae, again=again, folder=folder, info=S.sae_info(folder), trained_s=trained_s, loaded_s=loaded_s)
+    return dict(sae=sae, again=again, folder=folder, info=T.sae_info(folder), trained_s=trained_s, loaded_s=loaded_s)
 
 
 def test_small_default_sae_meets_quality_bars(small_sae):

@@ -12,30 +12,22 @@ import torch
 from matplotlib import pyplot as plt
 
 import steerlab as sl
-from .. import sae as S
+from .. import sae as S, sae_train
 
 # %% auto #0
-__all__ = ['CONCEPTS', 'NEUTRAL', 'PROMPTS', 'concept_latent', 'stems', 'steer_latent', 'figures']
+__all__ = ['concept_sentences', 'concept_latent', 'stems', 'steer_latent', 'figures']
 
 # %% ../../nbs/papers/default_sae.ipynb #853de7ba
-CONCEPTS = {
-    "baking": ["Preheat the oven and bake the bread for forty minutes.", "Mix the flour, sugar and butter, then bake the cookies.",
-               "She baked a chocolate cake for the party.", "Grease the baking pan before pouring in the batter."],
-    "music": ["The orchestra tuned their violins before the concert.", "She played a slow melody on the piano.",
-              "The band released a new album of songs.", "He sang the chorus while the drummer kept the rhythm."],
-    "ocean": ["Waves crashed on the beach as the tide came in.", "The fishing boat sailed across the open sea.",
-              "Dolphins swam beside the ship in the ocean.", "Salt water and sand covered the rocky shore."],
-}
-NEUTRAL = ["The train leaves the station at nine.", "He read the report before the meeting.",
-           "The museum opens on Sundays.", "They painted the fence on Saturday."]
-PROMPTS = ["Tell me about your weekend.", "Write a short story about a robot.",
-           "What should I do to relax after work?", "Describe your ideal city."]
+def concept_sentences() -> dict[str, list[str]]:
+    "The lab's short sentences by concept (baking, music, ocean) and the neutral ones (data/concept_sentences.jsonl)."
+    return sl.data.load_groups("concept_sentences", "concept", "text")
 
-def concept_latent(net, tokenizer, sae, concept: str) -> int:
-    "The latent whose mean activation on the concept's sentences most exceeds its mean on neutral ones."
-    if concept not in CONCEPTS: raise ValueError(f"unknown concept {concept!r}; choose one of {sorted(CONCEPTS)}")
+def concept_latent(net, tokenizer, sae, concept: str, sentences: dict[str, list[str]]) -> int:
+    "The latent whose mean activation on the concept's sentences most exceeds its mean on the neutral ones."
+    concepts = [name for name in sentences if name != "neutral"]
+    if concept not in concepts: raise sl.errors.unknown_name("concept", concept, concepts)
     mean = lambda texts: S.sae_features(net, tokenizer, texts, sae, positions="mean", chat=False).mean(0)  # (d_sae,)
-    return int((mean(CONCEPTS[concept]) - mean(NEUTRAL)).argmax())
+    return int((mean(sentences[concept]) - mean(sentences["neutral"])).argmax())
 
 def stems(text: str) -> set[str]:
     "The first four letters of each lower-case word of three letters or more (bake, baked, baking -> bake, bake, baki)."

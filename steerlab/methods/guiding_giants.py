@@ -15,18 +15,20 @@ from torch import nn
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['REFUSAL_PHRASES', 'ANSWER_PHRASES', 'FROM_LAST_PROMPT_TOKEN', 'embedding_direction', 'Controller', 'train_controller',
-           'was_plan', 'figures']
+__all__ = ['FROM_LAST_PROMPT_TOKEN', 'opening_phrases', 'embedding_direction', 'Controller', 'train_controller', 'was_plan',
+           'figures']
 
 # %% ../../nbs/papers/guiding_giants.ipynb #90b56549
-REFUSAL_PHRASES = ["I apologize", "I'm sorry", "I cannot", "I can't", "I am unable", "I'm not able", "I am not able",
-                   "I don't", "I do not", "against my", "ethical guidelines", "programmed to", "designed to"]
-ANSWER_PHRASES = ["Sure", "Here", "I'll", "I will", "I'd be happy", "I would be happy", "I can help", "Of course",
-                  "Certainly", "Here's", "Here is"]
+def opening_phrases() -> dict[str, list[str]]:
+    "The lab's phrases that open a refusal or an answer, by kind (data/opening_phrases.jsonl)."
+    return sl.data.load_groups("opening_phrases", "kind", "phrase")
 
-def embedding_direction(net, tokenizer, refusal: Sequence[str] = REFUSAL_PHRASES,
-                        answer: Sequence[str] = ANSWER_PHRASES) -> torch.Tensor:
-    "Unit vector from the mean input embedding of the answer phrases' tokens to that of the refusal phrases' tokens."
+def embedding_direction(net, tokenizer, refusal: Sequence[str] | None = None, answer: Sequence[str] | None = None) -> torch.Tensor:
+    "Unit vector from the mean input embedding of the answer phrases' tokens to that of the refusal phrases' (default: opening_phrases())."
+    if refusal is None or answer is None:
+        phrases = opening_phrases()
+        refusal = phrases["refusal"] if refusal is None else refusal
+        answer = phrases["answer"] if answer is None else answer
     table = net.get_input_embeddings().weight.detach().float().cpu()  # (vocab, d_model)
     def centroid(phrases):
         ids = [i for p in phrases for i in tokenizer(p, add_special_tokens=False)["input_ids"]]

@@ -12,29 +12,31 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['TOPICS', 'CHEERFUL', 'GLOOMY', 'CHEERFUL_WORDS', 'GLOOMY_WORDS', 'contrast_prompts', 'mood_words', 'opening_margin',
-           'figures', 'signed_effect']
+__all__ = ['CHEERFUL', 'GLOOMY', 'contrast_prompts', 'mood_lexicon', 'mood_words', 'opening_margin', 'figures', 'signed_effect']
 
 # %% ../../nbs/papers/quickstart.ipynb #b3f3eb83
-TOPICS = ["the weather", "my new job", "a trip to the sea", "cooking dinner", "a rainy Monday", "learning to swim",
-          "an old friend", "the city at night", "a long train ride", "gardening", "a school exam", "moving house",
-          "a birthday", "the winter", "a football match", "a quiet library", "a mountain hike", "a broken phone",
-          "the first day of spring", "a concert"]
+import functools
+
 CHEERFUL = ["I'm so happy", "What a wonderful"]
 GLOOMY = ["I'm so sad", "What a terrible"]
-CHEERFUL_WORDS = {"happy", "wonderful", "great", "love", "joy", "amazing", "delight", "excited", "fantastic", "beautiful", "fun", "glad"}
-GLOOMY_WORDS = {"sad", "terrible", "awful", "hate", "sorrow", "miserable", "gloomy", "depress", "unfortunately", "bad", "pain", "lonely"}
 
 def contrast_prompts(n: int) -> tuple[list[str], list[str]]:
-    "n cheerful and n gloomy requests about the same topics."
-    topics = [TOPICS[i % len(TOPICS)] for i in range(n)]
+    "n cheerful and n gloomy requests about the same topics (the lab's mood_topics, in order, cycling)."
+    topics = [r["topic"] for r in sl.load("mood_topics")]
+    topics = [topics[i % len(topics)] for i in range(n)]
     return ([f"Write a very cheerful, joyful sentence about {t}." for t in topics],
             [f"Write a very gloomy, miserable sentence about {t}." for t in topics])
+
+@functools.cache
+def mood_lexicon() -> dict[str, list[str]]:
+    "The lab's cheerful and gloomy words (data/mood_lexicon.jsonl), read once."
+    return sl.data.load_groups("mood_lexicon", "mood", "word")
 
 def mood_words(text: str) -> int:
     "Cheerful minus gloomy lexicon hits in `text`."
     words = text.lower()
-    return sum(w in words for w in CHEERFUL_WORDS) - sum(w in words for w in GLOOMY_WORDS)
+    return sum(w in words for w in mood_lexicon()["cheerful"]) - sum(w in words for w in mood_lexicon()["gloomy"])
+
 
 # %% ../../nbs/papers/quickstart.ipynb #6fe87fbe
 def opening_margin(net, tokenizer, prompts: list[str]) -> float:
