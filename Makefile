@@ -24,7 +24,8 @@ run: install
 	$(BIN)/steerlab run quickstart
 
 # nbdev-clean and nbdev-export must change nothing: notebooks are committed clean, and the
-# modules committed are the ones the notebooks export. Then the tests, on two cores, offline; a test
+# modules committed are the ones the notebooks export. Then the checks under each export of the library's
+# notebooks (the paper notebooks run in the tests), then the tests, on two cores, offline; a test
 # file stays on one worker (--dist loadfile), so a paper notebook that its tests share runs once.
 checkout_state = { git status --porcelain --untracked-files=all; git diff; git ls-files -z --others --exclude-standard | xargs -0 -r sha256sum; } | sha256sum
 test: install
@@ -34,6 +35,7 @@ test: install
 	  echo "make test: nbdev-clean/nbdev-export changed the checkout; commit cleaned notebooks and their exported modules together:"; \
 	  git status --porcelain; exit 1; fi
 	$(BIN)/python -c "import steerlab; steerlab.load_tokenizer()"  # convert the embedded model once, before parallel workers need it
+	HF_HUB_OFFLINE=1 $(BIN)/nbdev-test --skip-folder-re papers --n-workers 2  # each core notebook's examples and checks
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n 2 --dist loadfile --durations=10 tests/
 
 bench: install
