@@ -4,12 +4,12 @@
 
 # %% ../nbs/01_models.ipynb #0f9ef092
 from __future__ import annotations
-import hashlib, importlib.util, json, os
+import hashlib, importlib.util, json
 from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from .config import resolve_device, resolve_dtype, settings
 from .errors import unknown_name

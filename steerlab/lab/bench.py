@@ -4,12 +4,11 @@
 
 # %% ../../nbs/16_bench.ipynb #cdaad44d
 from __future__ import annotations
-import argparse, json, statistics, sys, time
+import argparse, json, statistics, time
 
 import torch
 
 from ..capture import capture
-from ..config import resolve_device
 from ..editing import fold
 from ..models import load_model
 from ..prompts import encode_batch, format_prompts
