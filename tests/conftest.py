@@ -41,9 +41,6 @@ def data_mirror():
         del os.environ["STEERLAB_DATA_MIRROR"]
 
 
-VERDICTS = {"reproduced", "same direction", "not reproduced", "not testable at this scale"}
-
-
 @dataclass
 class SmokeRun:
     "A finished headless run of a paper notebook."
@@ -53,26 +50,41 @@ class SmokeRun:
     figures: Path   # figures/<slug>, where the run published its figures
 
     def paper_table(self, figures: Sequence[str]) -> pd.DataFrame:
-        "Assert each figure was saved with its source and published, and the comparison table has the shared columns and verdicts; return it."
+        "Assert each figure was saved with its source and published, and every claim row has the shared columns and a computed verdict; return the table."
         for name in figures:
             assert (self.folder / "figures" / f"{name}.png").stat().st_size > 0
             assert json.loads((self.folder / "figures" / f"{name}.json").read_text())["source"] is not None
             assert (self.figures / f"{name}.png").is_file()
-        table = pd.read_csv(self.folder / "results" / "paper_vs_run.csv")
-        assert {"claim", "paper", "this_run", "scale", "verdict"} <= set(table.columns)
-        assert set(table.verdict) <= VERDICTS, set(table.verdict) - VERDICTS
+        table = pd.read_csv(self.folder / "results" / "paper_vs_run.csv", keep_default_na=False)
+        assert tuple(table.columns) == sl.claims.COLUMNS, tuple(table.columns)
+        assert set(table.verdict) <= set(sl.claims.VERDICTS), set(table.verdict) - set(sl.claims.VERDICTS)
+        assert table.claim.str.match(r"^C[\w.-]*: ").all(), "each claim starts with its id"
+        assert (table.reason != "").all() and (table.metric != "").all()
+        measured = table[~table.verdict.isin(["not testable at this scale", "not run"])]
+        assert (measured.this_run != "-").all() and (measured.null != "-").all(), "a measured row has an effect and a null"
         return table
+
+
+def _run(request, tmp_path_factory, name: str, params: dict | None) -> SmokeRun:
+    "Run the test module's notebook (its SLUG) with the smoke profile and `params`, its runs and figures in a temporary folder."
+    slug = request.module.SLUG
+    tmp = tmp_path_factory.mktemp(f"{slug}-{name}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEERLAB_RUNS_DIR", str(tmp / "runs"))
+        mp.setenv("STEERLAB_FIGURES_DIR", str(tmp / "figures"))
+        folder = run_notebook(slug, params, profile="smoke")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "ok", manifest.get("error")
+    return SmokeRun(folder, manifest, manifest["results"], tmp / "figures" / slug)
 
 
 @pytest.fixture(scope="module")
 def smoke_run(request, tmp_path_factory) -> SmokeRun:
-    "Run the test module's notebook (its SLUG) once with the smoke profile, its runs and figures in a temporary folder."
-    slug = request.module.SLUG
-    tmp = tmp_path_factory.mktemp(slug)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STEERLAB_RUNS_DIR", str(tmp / "runs"))
-        mp.setenv("STEERLAB_FIGURES_DIR", str(tmp / "figures"))
-        folder = run_notebook(slug, profile="smoke")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["status"] == "ok", manifest.get("error")
-    return SmokeRun(folder, manifest, manifest["results"], tmp / "figures" / slug)
+    "The test module's notebook (its SLUG) run once with the smoke profile."
+    return _run(request, tmp_path_factory, "smoke", None)
+
+
+@pytest.fixture(scope="module")
+def other_run(request, tmp_path_factory) -> SmokeRun:
+    "The notebook run once in bfloat16 with the module's OTHER_PARAMS: other valid values than its defaults (another layer, other sizes)."
+    return _run(request, tmp_path_factory, "other", dict(request.module.OTHER_PARAMS, dtype="bfloat16"))

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_params.ipynb #ff5fc6f2
 from __future__ import annotations
-import ast, contextlib, io, json, os, reprlib, tokenize
+import ast, contextlib, io, json, os, re, reprlib, tokenize
 from pathlib import Path
 
 import yaml
@@ -14,7 +14,8 @@ from ..errors import SteerlabError, unknown_name
 
 # %% auto #0
 __all__ = ['CHECKED_TYPES', 'papers_dir', 'params_dir', 'paper_slugs', 'notebook_path', 'notebook_title', 'parameters_cell',
-           'parse_parameters', 'notebook_params', 'allowed_types', 'coerce_param', 'load_yaml_params', 'resolve_params']
+           'parse_parameters', 'notebook_params', 'allowed_types', 'coerce_param', 'param_bounds', 'check_param',
+           'load_yaml_params', 'resolve_params']
 
 # %% ../../nbs/12_params.ipynb #d3cbe390
 def papers_dir() -> Path:
@@ -114,6 +115,34 @@ def coerce_param(name: str, value, type_name: str):
         if kind == "dict" and isinstance(value, dict): return value
     raise SteerlabError(f"parameter {name!r} expects {type_name}, got {reprlib.repr(given)}")
 
+_BOUNDS = re.compile(r"\((range|one of) ([^()]*)\)\s*$")
+
+def param_bounds(help: str) -> tuple[str, object] | None:
+    "The bounds a parameter's help declares at its end: ('range', (lo, hi)) for `(range 1..12)`, ('one of', [...]) for `(one of a, b)`."
+    match = _BOUNDS.search(help)
+    if match is None: return None
+    kind, body = match.groups()
+    if kind == "one of": return kind, [yaml.safe_load(choice.strip()) for choice in body.split(",")]
+    lo, sep, hi = body.partition("..")
+    if not sep: raise SteerlabError(f"a range is written lo..hi (either end may be left out), got {body!r}")
+    return kind, tuple(None if not end.strip() else float(end) for end in (lo, hi))
+
+def check_param(name: str, value, help: str):
+    "`value` if it (or each element of a list) lies within the bounds `help` declares, else an error naming it."
+    bounds = param_bounds(help)
+    if bounds is None or value is None: return value
+    kind, allowed = bounds
+    for element in value if isinstance(value, list) else [value]:
+        if kind == "one of" and element not in allowed:
+            raise SteerlabError(f"parameter {name!r} must be one of {', '.join(map(str, allowed))}, got {element!r}")
+        if kind == "range":
+            lo, hi = allowed
+            inside = isinstance(element, (int, float)) and (lo is None or element >= lo) and (hi is None or element <= hi)
+            if not inside:
+                span = f"{'' if lo is None else f'{lo:g}'}..{'' if hi is None else f'{hi:g}'}"
+                raise SteerlabError(f"parameter {name!r} must lie in {span}, got {element!r}")
+    return value
+
 # %% ../../nbs/12_params.ipynb #d1418536
 def load_yaml_params(path: Path) -> dict:
     "The name -> value mapping of a YAML parameter file."
@@ -126,7 +155,7 @@ def load_yaml_params(path: Path) -> dict:
 
 def resolve_params(slug: str, params: dict | None = None, profile: str | None = None,
                    params_file: Path | str | None = None) -> dict:
-    "Parameters of a run of `slug`: defaults < profile < `params_file` < `params`, names and types checked."
+    "Parameters of a run of `slug`: defaults < profile < `params_file` < `params`, names, types and bounds checked."
     declared = notebook_params(slug)
     layers = []
     if profile is not None:
@@ -141,4 +170,4 @@ def resolve_params(slug: str, params: dict | None = None, profile: str | None = 
         for name, value in layer.items():
             if name not in declared: raise unknown_name(f"{slug} parameter", name, declared)
             resolved[name] = coerce_param(name, value, declared[name][0])
-    return resolved
+    return {name: check_param(name, value, declared[name][2]) for name, value in resolved.items()}

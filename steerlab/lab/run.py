@@ -12,7 +12,7 @@ from ..config import resolve_device, seed_everything, settings
 from ..errors import SteerlabError
 from ..files import sha256_file, sha256_json, write_json
 from .figures import check_name, set_style
-from .params import coerce_param, notebook_params, notebook_path
+from .params import check_param, coerce_param, notebook_params, notebook_path
 from ..provenance import current_recorder, set_recorder
 
 # %% auto #0
@@ -111,8 +111,8 @@ class Run:
             if run.slug != slug: raise SteerlabError(f"this run is of {run.slug!r}, but the notebook starts {slug!r}")
         else:
             values = values or {}  # the notebook's namespace: its parameters' current values
-            try: params = {name: coerce_param(name, values[name], type_name) if name in values else default
-                           for name, (type_name, default, _) in notebook_params(slug).items()}
+            try: params = {name: check_param(name, coerce_param(name, values[name], type_name), help) if name in values else default
+                           for name, (type_name, default, help) in notebook_params(slug).items()}
             except SteerlabError as e: raise SteerlabError(f"{e}: rerun the parameters cell before Run.start") from None
             folder = settings().runs_dir / slug / "interactive"
             shutil.rmtree(folder, ignore_errors=True)
