@@ -129,6 +129,8 @@ def test_failed_notebook_is_kept_marked_failed_and_exits_1(lab, capsys):
     (["run", "tiny", "-p", "n", "abc"], "parameter 'n' expects int, got 'abc'"),
     (["run", "tiny", "-p", "rows", "3"], "unknown tiny parameter 'rows'"),
     (["run", "tiny", "--profile", "paper"], "no 'paper' profile for tiny"),
+    (["run", "verdicts", "-p", "effect", "11"], "parameter 'effect' must lie in -10..10, got 11.0"),
+    (["prefetch", "verdicts", "--profile", "smoke", "-p", "effect", "-11"], "parameter 'effect' must lie in -10..10, got -11.0"),
     (["figures", "tiny"], "tiny has no successful run yet"),
     (["data", "fetch", "no-such-file"], "unknown data file or paper slug 'no-such-file'"),
 ])

@@ -8,8 +8,8 @@ import argparse, os, sys
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['COMMANDS', 'build_parser', 'shown', 'list_command', 'run_command', 'figures_command', 'data_command', 'bench_command',
-           'main']
+__all__ = ['COMMANDS', 'build_parser', 'shown', 'list_command', 'run_command', 'figures_command', 'data_command',
+           'prefetch_command', 'bench_command', 'main']
 
 # %% ../../nbs/15_cli.ipynb #500f0736
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     data = commands.add_parser("data", help="list, fetch or verify the public data files")
     data.add_argument("action", choices=["list", "fetch", "verify"])
     data.add_argument("target", nargs="?", help="for fetch: a file name, a paper slug, or all")
+    prefetch = commands.add_parser("prefetch", help="stage the models (at their pinned revisions), data and SAEs a profile reads, "
+                                   "for a machine without internet")
+    prefetch.add_argument("slug")
+    prefetch.add_argument("--profile", default="paper", help="the profile whose needs are fetched (default: paper)")
+    prefetch.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    prefetch.add_argument("--dry-run", action="store_true", help="list what would be fetched, fetch nothing")
     commands.add_parser("bench", help="measure steering overheads (arguments go to steerlab.lab.bench)", add_help=False)
     return parser
 
@@ -100,13 +106,21 @@ def data_command(args) -> int:
         if (table["status"] == "corrupt").any(): return 1
     return 0
 
+def prefetch_command(args) -> int:
+    "Stage what a profile of a paper reads, printing one line per model, data file and SAE."
+    from steerlab.lab.prefetch import fetch_need, profile_needs
+    for need in profile_needs(args.slug, args.profile, dict(args.param)):
+        print(f"{need.kind:5}  {need.name}: {fetch_need(need, args.dry_run)}", flush=True)
+    return 0
+
 def bench_command(args, extra: list[str]) -> int:
     "Hand the remaining arguments to steerlab.lab.bench."
     from steerlab.lab.bench import main as bench_main
     return bench_main(extra) or 0
 
 # %% ../../nbs/15_cli.ipynb #7f18a077
-COMMANDS = {"list": list_command, "run": run_command, "figures": figures_command, "data": data_command}
+COMMANDS = {"list": list_command, "run": run_command, "figures": figures_command, "data": data_command,
+            "prefetch": prefetch_command}
 
 def main(argv: list[str] | None = None) -> int:
     "The `steerlab` command; returns its exit status."
