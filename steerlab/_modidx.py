@@ -254,6 +254,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'steerlab.lab.runner.same_interpreter_kernel_manager': ( 'runner.html#same_interpreter_kernel_manager',
                                                                                               'steerlab/lab/runner.py'),
                                      'steerlab.lab.runner.stability_table': ('runner.html#stability_table', 'steerlab/lab/runner.py'),
+                                     'steerlab.lab.runner.summary_markdown': ('runner.html#summary_markdown', 'steerlab/lab/runner.py'),
+                                     'steerlab.lab.runner.verdict_summary': ('runner.html#verdict_summary', 'steerlab/lab/runner.py'),
                                      'steerlab.lab.runner.writable_folder': ('runner.html#writable_folder', 'steerlab/lab/runner.py')},
             'steerlab.methods.assistant_axis': { 'steerlab.methods.assistant_axis.ModelJudge': ( 'papers/assistant_axis.html#modeljudge',
                                                                                                  'steerlab/methods/assistant_axis.py'),

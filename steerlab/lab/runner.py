@@ -15,8 +15,9 @@ from .params import notebook_path, notebook_title, paper_slugs, papers_dir, reso
 from .run import RUN_DIR_ENV, Run, new_manifest, new_run_id, now
 
 # %% auto #0
-__all__ = ['ANSI_CODES', 'RunFailed', 'same_interpreter_kernel_manager', 'kernel_environment', 'writable_folder', 'run_notebook',
-           'run_manifests', 'find_run', 'list_papers', 'redraw', 'stability_table', 'run_seeds']
+__all__ = ['ANSI_CODES', 'VERDICT_COUNTS', 'RunFailed', 'same_interpreter_kernel_manager', 'kernel_environment',
+           'writable_folder', 'run_notebook', 'run_manifests', 'find_run', 'list_papers', 'redraw', 'stability_table',
+           'run_seeds', 'verdict_summary', 'summary_markdown']
 
 # %% ../../nbs/14_runner.ipynb #0eb4be86
 class RunFailed(SteerlabError):
@@ -159,11 +160,36 @@ def stability_table(folders: list[Path], seeds: list[int]):
 
 def run_seeds(slug: str, seeds: list[int], params: dict | None = None, profile: str | None = None,
               params_file: Path | str | None = None, log_output: bool = False):
-    "Run paper `slug` once per seed; return the run folders and the stability table (also written to runs/<slug>/stability.csv)."
+    "Run paper `slug` once per seed; return the run folders and the stability table (written to runs/<slug>/stability.csv, and published to figures/<slug>/ for the smoke profile's own parameters)."
     if len(set(seeds)) != len(seeds) or not seeds: raise SteerlabError(f"seeds must be distinct and at least one, got {seeds}")
     if "seed" in (params or {}): raise SteerlabError("give the seeds with --seeds, not as a parameter")
     folders = [run_notebook(slug, {**(params or {}), "seed": seed}, profile, params_file, log_output) for seed in seeds]
     table = stability_table(folders, seeds)
-    write_atomic(settings().runs_dir / slug / "stability.csv",
-                 lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"))
+    targets = [settings().runs_dir / slug]
+    if not params and params_file is None and profile in (None, "smoke"): targets.append(settings().figures_dir / slug)
+    for folder in targets:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "stability.csv", lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"))
     return folders, table
+
+VERDICT_COUNTS = {"reproduced": "reproduced", "same direction": "same direction", "not reproduced": "not reproduced",
+                  "not testable at this scale": "not testable", "not run": "not run"}  # verdict -> its column
+
+def verdict_summary(figures_dir: Path | None = None):
+    "Per paper with a published smoke stability table: how many claims got each verdict (weakest over seeds), and how many held on every seed."
+    import pandas as pd
+    figures_dir = Path(figures_dir or settings().figures_dir)
+    rows = []
+    for path in sorted(figures_dir.glob("*/stability.csv")):
+        table = pd.read_csv(path)
+        seeds = [c.removeprefix("seed ") for c in table.columns if c.startswith("seed ")]
+        counts = table.verdict.value_counts()
+        rows.append(dict(slug=path.parent.name, claims=len(table), **{column: int(counts.get(verdict, 0)) for verdict, column
+                         in VERDICT_COUNTS.items()}, stable=f"{int(table.stable.sum())}/{len(table)}", seeds=" ".join(seeds)))
+    return pd.DataFrame(rows, columns=["slug", "claims", *VERDICT_COUNTS.values(), "stable", "seeds"])
+
+def summary_markdown(summary) -> str:
+    "The verdict summary as a markdown table (the README's)."
+    lines = ["| " + " | ".join(summary.columns) + " |", "|" + "---|" * len(summary.columns)]
+    lines += ["| " + " | ".join(f"`{v}`" if c == "slug" else str(v) for c, v in row.items()) + " |" for row in summary.to_dict("records")]
+    return "\n".join(lines)
