@@ -67,3 +67,17 @@ def test_public_names_resolve():
     assert sl.data.load_advbench is sl.fetch.__globals__["load_advbench"]  # submodules load on first use too
     import steerlab.capture, steerlab.generate, steerlab.sites  # importing a module keeps its namesake function public
     assert [f.__module__ for f in (sl.capture, sl.generate, sl.sites)] == ["steerlab.capture", "steerlab.generate", "steerlab.sites"]
+
+
+PAPERS = sorted((PACKAGE.parent / "nbs" / "papers").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", PAPERS, ids=lambda p: p.stem)
+def test_no_verdict_is_typed_in_a_paper_notebook(path):
+    "A verdict is computed by steerlab.claims, so no string constant in a paper's code is a verdict (markdown prose may name them)."
+    from steerlab.claims import VERDICTS
+    code = "\n".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"] if cell["cell_type"] == "code")
+    typed = [node.value for node in ast.walk(ast.parse(code.replace("\n%", "\n#").replace("\n!", "\n#")))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and node.value.strip().lower() in {*VERDICTS, "not testable"}]
+    assert not typed, f"{path.stem} types verdicts {typed}: build its table with sl.ClaimTable"
