@@ -253,6 +253,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'steerlab.lab.runner.run_seeds': ('runner.html#run_seeds', 'steerlab/lab/runner.py'),
                                      'steerlab.lab.runner.same_interpreter_kernel_manager': ( 'runner.html#same_interpreter_kernel_manager',
                                                                                               'steerlab/lab/runner.py'),
+                                     'steerlab.lab.runner.stability_path': ('runner.html#stability_path', 'steerlab/lab/runner.py'),
                                      'steerlab.lab.runner.stability_table': ('runner.html#stability_table', 'steerlab/lab/runner.py'),
                                      'steerlab.lab.runner.summary_markdown': ('runner.html#summary_markdown', 'steerlab/lab/runner.py'),
                                      'steerlab.lab.runner.verdict_summary': ('runner.html#verdict_summary', 'steerlab/lab/runner.py'),

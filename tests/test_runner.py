@@ -161,7 +161,7 @@ def test_seeds_give_each_claims_verdict_per_seed(lab, capsys):
     clear = table.set_index("claim").loc["C1: items of mean 2.0"]
     assert clear.verdict == "reproduced" and clear.stable  # a clear effect holds over seeds
     assert set(table.verdict) <= {"reproduced", "same direction", "not reproduced"}
-    published = lab / "figures" / "verdicts" / "stability.csv"  # the smoke parameters' table, which the README summarises
+    published = lab / "figures" / "stability" / "verdicts.csv"  # the smoke parameters' table, which the README summarises
     assert published.read_text() == (lab / "runs" / "verdicts" / "stability.csv").read_text()
     assert cli.main(["run", "verdicts", "--seeds", "0", "1", "-p", "effect", "0"]) == 0
     assert pd.read_csv(published).columns.tolist()[1:4] == ["seed 0", "seed 1", "seed 2"]  # other parameters are not published

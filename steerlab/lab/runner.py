@@ -17,7 +17,7 @@ from .run import RUN_DIR_ENV, Run, new_manifest, new_run_id, now
 # %% auto #0
 __all__ = ['ANSI_CODES', 'VERDICT_COUNTS', 'RunFailed', 'same_interpreter_kernel_manager', 'kernel_environment',
            'writable_folder', 'run_notebook', 'run_manifests', 'find_run', 'list_papers', 'redraw', 'stability_table',
-           'run_seeds', 'verdict_summary', 'summary_markdown']
+           'run_seeds', 'stability_path', 'verdict_summary', 'summary_markdown']
 
 # %% ../../nbs/14_runner.ipynb #0eb4be86
 class RunFailed(SteerlabError):
@@ -160,17 +160,22 @@ def stability_table(folders: list[Path], seeds: list[int]):
 
 def run_seeds(slug: str, seeds: list[int], params: dict | None = None, profile: str | None = None,
               params_file: Path | str | None = None, log_output: bool = False):
-    "Run paper `slug` once per seed; return the run folders and the stability table (written to runs/<slug>/stability.csv, and published to figures/<slug>/ for the smoke profile's own parameters)."
+    "Run paper `slug` once per seed; return the run folders and the stability table (written to runs/<slug>/stability.csv, and published to figures/stability/<slug>.csv for the smoke profile's own parameters); the first seed's figures stay published."
     if len(set(seeds)) != len(seeds) or not seeds: raise SteerlabError(f"seeds must be distinct and at least one, got {seeds}")
     if "seed" in (params or {}): raise SteerlabError("give the seeds with --seeds, not as a parameter")
     folders = [run_notebook(slug, {**(params or {}), "seed": seed}, profile, params_file, log_output) for seed in seeds]
     table = stability_table(folders, seeds)
-    targets = [settings().runs_dir / slug]
-    if not params and params_file is None and profile in (None, "smoke"): targets.append(settings().figures_dir / slug)
-    for folder in targets:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "stability.csv", lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"))
+    targets = [settings().runs_dir / slug / "stability.csv"]
+    if not params and params_file is None and profile in (None, "smoke"): targets.append(stability_path(slug))
+    publish_figures(folders[0], slug)  # the published figures are the first seed's, like the table's first column
+    for path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, lambda tmp: table.to_csv(tmp, index=False, lineterminator="\n"))
     return folders, table
+
+def stability_path(slug: str, figures_dir: Path | None = None) -> Path:
+    "Where the smoke parameters' stability table of `slug` is published: figures/stability/<slug>.csv."
+    return Path(figures_dir or settings().figures_dir) / "stability" / f"{slug}.csv"
 
 VERDICT_COUNTS = {"reproduced": "reproduced", "same direction": "same direction", "not reproduced": "not reproduced",
                   "not testable at this scale": "not testable", "not run": "not run"}  # verdict -> its column
@@ -180,11 +185,11 @@ def verdict_summary(figures_dir: Path | None = None):
     import pandas as pd
     figures_dir = Path(figures_dir or settings().figures_dir)
     rows = []
-    for path in sorted(figures_dir.glob("*/stability.csv")):
+    for path in sorted(stability_path("*", figures_dir).parent.glob("*.csv")):
         table = pd.read_csv(path)
         seeds = [c.removeprefix("seed ") for c in table.columns if c.startswith("seed ")]
         counts = table.verdict.value_counts()
-        rows.append(dict(slug=path.parent.name, claims=len(table), **{column: int(counts.get(verdict, 0)) for verdict, column
+        rows.append(dict(slug=path.stem, claims=len(table), **{column: int(counts.get(verdict, 0)) for verdict, column
                          in VERDICT_COUNTS.items()}, stable=f"{int(table.stable.sum())}/{len(table)}", seeds=" ".join(seeds)))
     return pd.DataFrame(rows, columns=["slug", "claims", *VERDICT_COUNTS.values(), "stable", "seeds"])
 
