@@ -79,3 +79,11 @@ def test_citation_cff_cites_steerlab_and_each_replicated_paper():
 def test_readme_is_the_index_notebook():
     markdown, _ = MarkdownExporter().from_notebook_node(nbformat.read(REPO / "nbs" / "index.ipynb", as_version=4))
     assert (REPO / "README.md").read_text() == markdown, "README.md is stale: run `make readme`"
+
+
+def test_readme_verdict_table_is_the_published_stability_tables():
+    from steerlab.lab.params import paper_slugs
+    from steerlab.lab.runner import summary_markdown, verdict_summary
+    summary = verdict_summary(REPO / "figures")
+    assert sorted(summary.slug) == paper_slugs(), "every paper publishes its smoke verdicts over seeds (steerlab run <slug> --seeds 0 1 2)"
+    assert summary_markdown(summary) in (REPO / "README.md").read_text(), "the README's verdict table is stale"
