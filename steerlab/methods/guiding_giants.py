@@ -137,7 +137,7 @@ def figures(tables: dict[str, pd.DataFrame]) -> dict:
     "Selectivity of each condition (margin gain on harmful vs benign), and the controller's outputs by group."
     cond = tables["conditions"].pivot(index="condition", columns="group", values="margin_gain").reset_index()
     fig1, ax = plt.subplots(figsize=(6, 4.5))
-    for (_, r), marker in zip(cond.iterrows(), "o*^vs"):
+    for (_, r), marker in zip(cond.iterrows(), "*o^vs"):  # conditions in sorted order: WAS first
         ax.scatter(r.benign, r.harmful, marker=marker, s=160 if r.condition == "WAS" else 70, label=r.condition, zorder=3)
     lim = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
     ax.plot(lim, lim, ":", color="0.7", label="no selectivity")
