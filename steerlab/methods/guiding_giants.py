@@ -15,26 +15,39 @@ from torch import nn
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['FROM_LAST_PROMPT_TOKEN', 'opening_phrases', 'embedding_direction', 'Controller', 'train_controller', 'was_plan',
-           'figures']
+__all__ = ['REFUSALS', 'GATES', 'FROM_LAST_PROMPT_TOKEN', 'opening_phrases', 'phrase_tokens', 'embedding_direction',
+           'disjoint_refusals', 'Controller', 'train_controller', 'gated_patch', 'selectivity', 'was_plan',
+           'shuffled_label_controllers', 'figures']
 
-# %% ../../nbs/papers/guiding_giants.ipynb #90b56549
+# %% ../../nbs/papers/guiding_giants.ipynb #7cffbe6e
 def opening_phrases() -> dict[str, list[str]]:
     "The lab's phrases that open a refusal or an answer, by kind (data/opening_phrases.jsonl)."
     return sl.data.load_groups("opening_phrases", "kind", "phrase")
 
+def phrase_tokens(tokenizer, phrases: Sequence[str]) -> list[int]:
+    "The token ids of `phrases`, in order, repeats kept."
+    return [i for p in phrases for i in tokenizer(p, add_special_tokens=False)["input_ids"]]
+
 def embedding_direction(net, tokenizer, refusal: Sequence[str] | None = None, answer: Sequence[str] | None = None) -> torch.Tensor:
-    "Unit vector from the mean input embedding of the answer phrases' tokens to that of the refusal phrases' (default: opening_phrases())."
+    "Unit float32 vector from the mean input embedding of the answer phrases' tokens to that of the refusal phrases' (default: opening_phrases())."
     if refusal is None or answer is None:
         phrases = opening_phrases()
         refusal = phrases["refusal"] if refusal is None else refusal
         answer = phrases["answer"] if answer is None else answer
-    table = net.get_input_embeddings().weight.detach().float().cpu()  # (vocab, d_model)
-    def centroid(phrases):
-        ids = [i for p in phrases for i in tokenizer(p, add_special_tokens=False)["input_ids"]]
-        return table[ids].mean(0)
+    table = net.get_input_embeddings().weight.detach()  # (vocab, d_model)
+    centroid = lambda phrases: table[phrase_tokens(tokenizer, phrases)].float().mean(0).cpu()
     d = centroid(refusal) - centroid(answer)
     return d / d.norm()
+
+REFUSALS = ["Unfortunately, that request crosses a line.", "Refusing: this could cause harm.",
+            "No. That request could hurt people.", "That could cause real harm, so no."]  # written to avoid the phrases' tokens
+
+def disjoint_refusals(tokenizer, candidates: Sequence[str] = REFUSALS) -> list[str]:
+    "The refusal openings among `candidates` that share no token with opening_phrases() under `tokenizer`."
+    used = set(phrase_tokens(tokenizer, [p for group in opening_phrases().values() for p in group]))
+    kept = [c for c in candidates if not used & set(phrase_tokens(tokenizer, [c]))]
+    if not kept: raise ValueError("every refusal opening shares a token with the direction's phrases under this tokenizer")
+    return kept
 
 # %% ../../nbs/papers/guiding_giants.ipynb #8307199a
 class Controller(nn.Module):
@@ -83,6 +96,20 @@ def train_controller(controller: Controller, x_harmful: torch.Tensor, x_benign: 
     controller.eval()
     return history
 
+# %% ../../nbs/papers/guiding_giants.ipynb #bac733fd
+GATES = {"sigmoid": torch.sigmoid, "step": lambda s: (s > 0).float()}  # σ(s) and 1[s > 0]
+
+def gated_patch(unit: torch.Tensor, scale_logits: torch.Tensor, reference_logits: torch.Tensor, gate: str) -> torch.Tensor:
+    "The fixed patch `unit` (n_layers,) times each row's gate of its scale logit, rescaled so its mean over `reference_logits` is `unit`: (batch, n_layers)."
+    if gate not in GATES: raise ValueError(f"gate must be one of {', '.join(GATES)}, got {gate!r}")
+    g = GATES[gate]
+    mean_gate = g(reference_logits.float()).mean().clamp_min(1 / len(reference_logits))  # a gate that never opens keeps `unit`'s size
+    return g(scale_logits.float())[:, None] * unit.float()[None, :] / mean_gate
+
+def selectivity(gain_harmful, gain_benign) -> float:
+    "Mean gain on harmful prompts minus mean gain on benign ones."
+    return gain_harmful.mean() - gain_benign.mean()
+
 # %% ../../nbs/papers/guiding_giants.ipynb #54def287
 FROM_LAST_PROMPT_TOKEN = sl.Positions(lambda p: (p.positions >= p.prompt_len - 1).expand_as(p.real), "last+generated")
 
@@ -91,18 +118,27 @@ def was_plan(direction: torch.Tensor, coeffs: torch.Tensor, layers: Sequence[int
     layers = range(coeffs.shape[-1]) if layers is None else layers
     return {f"blocks.{l}.hook_resid_post": sl.Add(direction, coeffs[..., l].contiguous()) for l in layers}
 
-# %% ../../nbs/papers/guiding_giants.ipynb #97261390
+# %% ../../nbs/papers/guiding_giants.ipynb #5c60c409
+def shuffled_label_controllers(x_harmful: torch.Tensor, x_benign: torch.Tensor, n_layers: int, hidden: int, n: int = 8,
+                               seed: int = 0, **training) -> list[Controller]:
+    "n controllers trained like the real one on the same inputs with the harmful/benign labels shuffled: a null of the classifier."
+    x = torch.cat([x_harmful, x_benign]).float()  # (n_harmful + n_benign, n_in)
+    controllers = []
+    for k, order in enumerate(sl.permutations(len(x), n, seed=seed)):
+        with torch.random.fork_rng():
+            torch.manual_seed(seed + 1 + k)  # each control's own initialisation, the caller's random state untouched
+            controller = Controller(x.shape[1], n_layers, hidden)
+        train_controller(controller, x[order[:len(x_harmful)]], x[order[len(x_harmful):]], seed=seed + 1 + k, **training)
+        controllers.append(controller)
+    return controllers
+
+# %% ../../nbs/papers/guiding_giants.ipynb #7b0dcbc2
 def figures(tables: dict[str, pd.DataFrame]) -> dict:
     "Selectivity of each condition (margin gain on harmful vs benign), and the controller's outputs by group."
     cond = tables["conditions"].pivot(index="condition", columns="group", values="margin_gain").reset_index()
     fig1, ax = plt.subplots(figsize=(6, 4.5))
-    fixed = cond[cond.condition.str.startswith("fixed") | (cond.condition == "base")].sort_values("harmful")
-    ax.plot(fixed.benign, fixed.harmful, "o-", color="0.5", label="fixed-strength patch (base at 0)")
-    for _, r in fixed[fixed.condition != "base"].iterrows():
-        ax.annotate(r.condition.split()[-1], (r.benign, r.harmful), textcoords="offset points", xytext=(6, -4))
-    for name, marker in [("WAS", "*"), ("WAS, flat weights", "D"), ("WAS, last layer", "P"), ("random direction", "X"), ("prompting", "s")]:
-        row = cond[cond.condition == name]
-        ax.scatter(row.benign, row.harmful, marker=marker, s=160 if marker == "*" else 70, label=name, zorder=3)
+    for (_, r), marker in zip(cond.iterrows(), "*o^vs"):  # conditions in sorted order: WAS first
+        ax.scatter(r.benign, r.harmful, marker=marker, s=160 if r.condition == "WAS" else 70, label=r.condition, zorder=3)
     lim = [min(ax.get_xlim()[0], ax.get_ylim()[0]), max(ax.get_xlim()[1], ax.get_ylim()[1])]
     ax.plot(lim, lim, ":", color="0.7", label="no selectivity")
     ax.axhline(0, color="0.85", lw=0.8); ax.axvline(0, color="0.85", lw=0.8)

@@ -12,7 +12,8 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['CHEERFUL', 'GLOOMY', 'contrast_prompts', 'mood_lexicon', 'mood_words', 'opening_margin', 'figures', 'signed_effect']
+__all__ = ['CHEERFUL', 'GLOOMY', 'contrast_prompts', 'mood_lexicon', 'mood_words', 'opening_margins', 'sweep_margins', 'figures',
+           'margin_gain', 'signed_effect', 'direction_claim']
 
 # %% ../../nbs/papers/quickstart.ipynb #b3f3eb83
 import functools
@@ -38,26 +39,44 @@ def mood_words(text: str) -> int:
     return sum(w in words for w in mood_lexicon()["cheerful"]) - sum(w in words for w in mood_lexicon()["gloomy"])
 
 
-# %% ../../nbs/papers/quickstart.ipynb #6fe87fbe
-def opening_margin(net, tokenizer, prompts: list[str]) -> float:
-    "Mean log-probability of the cheerful openings minus the gloomy ones, over prompts."
-    logp = sl.option_logprobs(net, tokenizer, sl.prompts.format_prompts(tokenizer, prompts), CHEERFUL + GLOOMY)
-    return (logp[:, :len(CHEERFUL)].mean(1) - logp[:, len(CHEERFUL):].mean(1)).mean().item()
+# %% ../../nbs/papers/quickstart.ipynb #c4702988
+def opening_margins(net, tokenizer, prompts: list[str], plans: list[dict | None] | None = None) -> torch.Tensor:
+    "Mean log-probability of the cheerful openings minus the gloomy ones after each prompt, prompt i steered by plans[i]: (n_prompts,)."
+    texts, options = sl.format_prompts(tokenizer, prompts), CHEERFUL + GLOOMY
+    rows = [(i, option) for i in range(len(prompts)) for option in options]
+    logps = sl.continuation_logprobs(net, tokenizer, [texts[i] for i, _ in rows], [o for _, o in rows],
+                                     plans=None if plans is None else [plans[i] for i, _ in rows], batch_size=32)
+    logp = torch.stack([l.float().sum() for l in logps]).view(len(prompts), len(options))  # (n_prompts, n_options)
+    return logp[:, :len(CHEERFUL)].mean(1) - logp[:, len(CHEERFUL):].mean(1)
 
-# %% ../../nbs/papers/quickstart.ipynb #a6fafcc0
+def sweep_margins(net, tokenizer, prompts: list[str], conditions: dict) -> dict:
+    "{name: (n_prompts,) opening margins} for each condition's steering plan (None: unsteered), all scored in shared batches."
+    names = list(conditions)
+    margins = opening_margins(net, tokenizer, [p for _ in names for p in prompts], [conditions[n] for n in names for _ in prompts])
+    return dict(zip(names, margins.view(len(names), len(prompts))))
+
+# %% ../../nbs/papers/quickstart.ipynb #b938d00a
 def figures(tables: dict[str, pd.DataFrame]) -> dict:
-    "The strength sweep: opening margin along the vector and random directions, and the mood of generated replies."
-    sweep = tables["sweep"]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    sns.lineplot(sweep, x="strength", y="margin", hue="direction", units="draw", estimator=None, marker="o", ax=a)
-    a.set(xlabel="strength (× typical ‖h‖)", ylabel="log p(cheerful) − log p(gloomy)", title="Reply openings")
-    steered = sweep[(sweep.direction == "diff-in-means") & sweep.mood.notna()]
-    sns.lineplot(steered, x="strength", y="mood", marker="o", ax=b)
-    b.set(xlabel="strength (× typical ‖h‖)", ylabel="cheerful − gloomy words per reply", title="Generated replies")
+    "The strength sweep: opening margin along the vector (validation and test) and along random directions (test)."
+    sweep = tables["sweep"].assign(line=lambda t: t.direction + ", " + t.split)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    sns.lineplot(sweep, x="strength", y="margin", hue="line", units="draw", estimator=None, marker="o", ax=ax)
+    ax.axhline(sweep.query("strength == 0 and split == 'test'").margin.iloc[0], color="0.8", ls=":")
+    ax.set(xlabel="strength (× typical ‖h‖)", ylabel="log p(cheerful) − log p(gloomy)", title="Reply openings")
+    ax.legend(title="", fontsize=8)
     fig.tight_layout()
     return {"strength_sweep": fig}
 
-# %% ../../nbs/papers/quickstart.ipynb #6991367e
-def signed_effect(margins: pd.Series, s: float) -> float:
-    "Half the margin difference between steering at +s and at -s: the part of the effect that follows the sign."
-    return (margins[s] - margins[-s]) / 2
+# %% ../../nbs/papers/quickstart.ipynb #01842445
+def margin_gain(at: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    "Per-instruction change of the opening margin from `base` to `at`: (n,)."
+    return at - base
+
+def signed_effect(plus: torch.Tensor, minus: torch.Tensor) -> torch.Tensor:
+    "Per-instruction half difference between steering at +s and at -s, the part of the effect that follows the sign: (n,)."
+    return (plus - minus) / 2
+
+def direction_claim(along: torch.Tensor, controls: list[torch.Tensor], what: str, seed: int = 0) -> tuple[sl.Interval, sl.Null]:
+    "The mean over items of `along` (n,) with its bootstrap interval, and the null of that mean along each control direction."
+    effect = sl.bootstrap(lambda x: x.mean(), along, seed=seed)
+    return effect, sl.Null.from_draws([c.mean().item() for c in controls], what)
