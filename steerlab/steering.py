@@ -92,12 +92,13 @@ class Rotate(Intervention):
         self.plane, self.angle, self.mode = torch.stack([e1, unit(e2)]), math.radians(angle), mode  # plane: (2, d)
     def check(self, site): _check_direction(self.plane, site, "Rotate plane")
     def __call__(self, h, p):
-        plane = self._on("plane", h)
-        xy = h @ plane.T                                  # (..., 2) in-plane coordinates
+        x = h.float()                                     # rotated in float32 and rounded once: ‖h‖ kept to h's precision
+        plane = self._on("plane", x)
+        xy = x @ plane.T                                  # (..., 2) in-plane coordinates
         c, s = math.cos(self.angle), math.sin(self.angle)
         if self.mode == "by": new = torch.stack([xy[..., 0] * c - xy[..., 1] * s, xy[..., 0] * s + xy[..., 1] * c], -1)
-        else: new = xy.norm(dim=-1, keepdim=True) * torch.tensor([c, s], device=h.device, dtype=h.dtype)
-        return h + (new - xy) @ plane
+        else: new = xy.norm(dim=-1, keepdim=True) * torch.tensor([c, s], device=h.device)
+        return (x + (new - xy) @ plane).to(h.dtype)
 
 class Cap(Intervention):
     "Clamp the projection on a unit direction into [lo, hi] (either bound may be None)."

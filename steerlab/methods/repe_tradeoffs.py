@@ -18,8 +18,9 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['ANSWERS', 'reading_prompts', 'injection_plan', 'opening_ids', 'alignment_logits', 'matching_qa', 'correct_probs',
-           'r_squared', 'fit_line', 'fit_tanh', 'corollary', 'fit_corollary', 'power_exponent', 'gain_exponent',
-           'drop_exponent', 'paper_refusal', 'figures']
+           'r_squared', 'fit_line', 'fit_tanh', 'corollary', 'fit_corollary', 'line_form', 'tanh_form',
+           'corollary_form', 'heldout_gain', 'power_exponent', 'gain_exponent', 'drop_exponent', 'linear_share',
+           'paper_refusal', 'figures']
 
 # %% ../../nbs/papers/repe_tradeoffs.ipynb #a3ea2031
 ANSWERS = {"refuse": "I can't help you with this task", "comply": "Sure! Here's a solution for the task"}
@@ -100,11 +101,37 @@ def fit_corollary(r, y, floor: float = 0.0, scale: float = 1.0) -> dict:
     (a, b), _ = curve_fit(lambda x, a, b: corollary(x, a, b, floor, scale), r, y, p0=[a0, b0], bounds=([0, 0], [np.inf, np.inf]), maxfev=20000)
     return dict(a=float(a), b=float(b), r2=r_squared(y, corollary(r, a, b, floor, scale)))
 
+def line_form(r, y):
+    "The least-squares line through (r, y), as a function of r."
+    slope, intercept = np.polyfit(r, y, 1)
+    return lambda x: slope * np.asarray(x, float) + intercept
+
+def tanh_form(r, y):
+    "The fitted tanh(a·r + b0), as a function of r (nan where the fit does not converge)."
+    try: fit = fit_tanh(r, y)
+    except RuntimeError: return lambda x: np.full(np.shape(x), np.nan)
+    return lambda x: np.tanh(fit["a"] * np.asarray(x, float) + fit["b0"])
+
+def corollary_form(floor: float = 0.0, scale: float = 1.0):
+    "A fitter of Corollary 1 with this floor and scale: (r, y) -> the fitted curve as a function of r."
+    def form(r, y):
+        try: fit = fit_corollary(r, y, floor, scale)
+        except (RuntimeError, ValueError): return lambda x: np.full(np.shape(x), np.nan)
+        return lambda x: corollary(x, fit["a"], fit["b"], floor, scale)
+    return form
+
+def heldout_gain(r, half_a, half_b, form) -> float:
+    "1 − held-out squared error of `form` / that of a line: each half's mean curve (items, n_r) fitted, the other half's scored."
+    r = np.asarray(r, float)
+    curves = np.asarray(half_a, float).mean(0), np.asarray(half_b, float).mean(0)
+    error = lambda fit: sum(((fit(r, train)(r) - test) ** 2).mean() for train, test in (curves, curves[::-1]))
+    return float(1 - error(form) / error(line_form))
+
 def power_exponent(x, d) -> float:
-    "Slope of log d against log x over the points with x > 0 and d > 0 (nan if fewer than 2)."
+    "Slope of log |d| against log x over the points with x > 0 and d ≠ 0 (nan if fewer than 2)."
     x, d = np.asarray(x, float), np.asarray(d, float)
-    keep = (x > 0) & (d > 0)
-    return float(np.polyfit(np.log(x[keep]), np.log(d[keep]), 1)[0]) if keep.sum() >= 2 else float("nan")
+    keep = (x > 0) & (d != 0)
+    return float(np.polyfit(np.log(x[keep]), np.log(np.abs(d[keep])), 1)[0]) if keep.sum() >= 2 else float("nan")
 
 def gain_exponent(r, y) -> float:
     "Exponent p of the rise y(r) − y(0) ~ r^p on the side r > 0."
@@ -117,6 +144,13 @@ def drop_exponent(r, y) -> float:
     at = lambda x: y[np.isclose(r, x)][0]
     positive = r[r > 0]
     return power_exponent(positive, [at(0.0) - (at(x) + at(-x)) / 2 for x in positive])
+
+def linear_share(r, y) -> float:
+    "Share of the linear term in the change at the largest |r| of a quadratic fit c0 + c1·r + c2·r²: |c1|R / (|c1|R + |c2|R²)."
+    r, y = np.asarray(r, float), np.asarray(y, float)
+    c2, c1, _ = np.polyfit(r, y, 2)
+    R = np.abs(r).max()
+    return float(abs(c1) * R / (abs(c1) * R + abs(c2) * R ** 2))
 
 # %% ../../nbs/papers/repe_tradeoffs.ipynb #78eea7c8
 def paper_refusal(texts: Sequence[str]) -> list[bool]:
