@@ -8,6 +8,7 @@ import re
 from typing import Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
@@ -16,19 +17,21 @@ import torch.nn.functional as F
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['AI_SELF_REFERENCE', 'AI_IDENTITY', 'FIGURES', 'persona_design', 'response_activations', 'persona_vectors',
-           'assistant_axis', 'persona_pca', 'pc1_alignment', 'keyword_role_scores', 'ModelJudge', 'identity_options',
-           'ai_identity_logodds', 'token_projections', 'cap_floors', 'capping_plan', 'figures']
+__all__ = ['AI_SELF_REFERENCE', 'AI_IDENTITY', 'FIGURES', 'persona_design', 'response_activations', 'response_means',
+           'label_means', 'assistant_axis', 'persona_pca', 'pc1_alignment', 'default_position', 'n_components',
+           'over_roles', 'permuted_roles', 'shuffled_coordinates', 'auc', 'permuted_auc', 'keyword_role_scores',
+           'ModelJudge', 'identity_options', 'ai_identity_logodds', 'token_projections', 'cap_floors', 'capping_plan',
+           'figures']
 
 # %% ../../nbs/papers/assistant_axis.ipynb #ea15f34e
 def persona_design(roles: list[dict], questions: list[str], prompts_per_role: int, assistant_name: str) -> pd.DataFrame:
-    "Rows (role, system, question): each role's first system prompts × the shared questions; 'default' keeps all its prompts."
+    "Rows (role, prompt_index, system, question): each role's first system prompts × the shared questions; 'default' keeps all its prompts."
     rows = []
     for role in roles:
         systems = role["system_prompts"] if role["role"] == "default" else role["system_prompts"][:prompts_per_role]
-        for system in systems:
+        for index, system in enumerate(systems):
             system = system.replace("{model_name}", assistant_name) or None  # "": no system message
-            rows += [dict(role=role["role"], system=system, question=question) for question in questions]
+            rows += [dict(role=role["role"], prompt_index=index, system=system, question=question) for question in questions]
     return pd.DataFrame(rows, dtype=object)
 
 # %% ../../nbs/papers/assistant_axis.ipynb #602e2a1e
@@ -42,18 +45,22 @@ def response_activations(model, tokenizer, prompts: Sequence[str], responses: Se
                    chat=False, batch_size=batch_size)
     return {layer: [row[-n:] for row, n in zip(acts[site], lengths)] for layer, site in sites.items()}
 
-def persona_vectors(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], labels: Sequence[str],
-                    layers: Sequence[int], batch_size: int = 16) -> tuple[list[str], torch.Tensor]:
-    "Per label, the mean over its responses of the response-token mean: (labels, (n_labels, n_layers, d_model))."
-    sums, counts = {}, {}
+def response_means(model, tokenizer, prompts: Sequence[str], responses: Sequence[str], layers: Sequence[int],
+                   batch_size: int = 16) -> torch.Tensor:
+    "Each response's mean resid_post over its tokens at each layer: (n_responses, n_layers, d_model), float32 on the CPU."
+    layers, means = list(layers), []
     for start in range(0, len(prompts), batch_size):
         part = slice(start, start + batch_size)
         acts = response_activations(model, tokenizer, prompts[part], responses[part], layers, batch_size)
-        for i, label in enumerate(labels[part]):
-            mean = torch.stack([acts[layer][i].mean(0) for layer in layers])  # (n_layers, d_model)
-            sums[label], counts[label] = sums.get(label, 0) + mean, counts.get(label, 0) + 1
-    names = list(sums)
-    return names, torch.stack([sums[name] / counts[name] for name in names])
+        means += [torch.stack([acts[layer][i].float().mean(0).cpu() for layer in layers]) for i in range(len(acts[layers[0]]))]
+    return torch.stack(means)
+
+def label_means(means: torch.Tensor, labels: Sequence[str]) -> tuple[list[str], torch.Tensor]:
+    "Per label (in order of first appearance), the mean of its rows of `means` (n, ...): (labels, (n_labels, ...))."
+    names = list(dict.fromkeys(labels))
+    index = torch.tensor([names.index(label) for label in labels], dtype=torch.long)
+    sums = torch.zeros(len(names), *means.shape[1:]).index_add_(0, index, means.float())
+    return names, sums / torch.bincount(index, minlength=len(names)).view(-1, *[1] * (means.dim() - 1))
 
 # %% ../../nbs/papers/assistant_axis.ipynb #94a1d197
 def assistant_axis(default: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
@@ -66,9 +73,56 @@ def persona_pca(role_vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     _, singular, components = torch.linalg.svd(role_vectors - mean, full_matrices=False)
     return components, singular**2 / (singular**2).sum(), mean
 
+def _pc1(roles: torch.Tensor) -> torch.Tensor:
+    "PC1 of the (n_roles, n_layers, d_model) role vectors at each layer, from the roles' Gram matrix: (n_layers, d_model)."
+    centred = (roles - roles.mean(0)).transpose(0, 1)  # (n_layers, n_roles, d_model)
+    top = torch.linalg.eigh(centred @ centred.transpose(1, 2))[1][..., -1]  # (n_layers, n_roles)
+    return F.normalize((top.unsqueeze(1) @ centred).squeeze(1), dim=-1)
+
 def pc1_alignment(axis: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
     "|cos(axis, PC1 of the role vectors)| at each layer: (n_layers,)."
-    return torch.stack([F.cosine_similarity(axis[l], persona_pca(roles[:, l])[0][0], dim=0).abs() for l in range(axis.shape[0])])
+    return F.cosine_similarity(axis, _pc1(roles), dim=-1).abs()
+
+def default_position(default: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
+    "The default's place on PC1 (oriented along the axis) per layer, with the roles spanning 0..1 (1 = the Assistant end): (n_layers,)."
+    pc1 = _pc1(roles)
+    pc1 = pc1 * torch.sign((pc1 * assistant_axis(default, roles)).sum(-1, keepdim=True))
+    scores, at = (roles * pc1).sum(-1), (default * pc1).sum(-1)  # (n_roles, n_layers), (n_layers,)
+    return (at - scores.min(0).values) / (scores.max(0).values - scores.min(0).values)
+
+def n_components(role_vectors: torch.Tensor, share: float = 0.7) -> int:
+    "How many principal components of (n_roles, d) role vectors explain `share` of their variance."
+    return int((persona_pca(role_vectors)[1].cumsum(0) < share).sum()) + 1
+
+def over_roles(statistic, default: torch.Tensor, roles: torch.Tensor, seed: int = 0, n_boot: int = 1000) -> sl.Interval:
+    "`statistic(default, roles)` with a bootstrap interval over the roles (resampled with replacement)."
+    return sl.bootstrap(lambda index: float(statistic(default, roles[torch.as_tensor(index).long()])), np.arange(len(roles)),
+                        n_boot=n_boot, seed=seed)
+
+def permuted_roles(statistic, means: torch.Tensor, labels: Sequence[str], default: str = "default", n: int = 8,
+                   seed: int = 0) -> list:
+    "`statistic(default, roles)` with the responses' role labels permuted, n draws: the group sizes stay, the roles go."
+    values = []
+    for order in sl.permutations(len(labels), n, seed):
+        names, vectors = label_means(means, [labels[i] for i in order.tolist()])
+        values.append(statistic(vectors[names.index(default)], vectors[[i for i, name in enumerate(names) if name != default]]))
+    return values
+
+def shuffled_coordinates(role_vectors: torch.Tensor, n: int = 8, seed: int = 0) -> torch.Tensor:
+    "n copies of (n_roles, d) role vectors with each coordinate permuted across roles on its own (no shared directions left): (n, n_roles, d)."
+    g = torch.Generator().manual_seed(seed)
+    order = torch.rand(n, *role_vectors.shape, generator=g).argsort(dim=1)
+    return role_vectors.float().cpu()[order, torch.arange(role_vectors.shape[1])]
+
+def auc(high, low) -> float:
+    "P(a score in `high` exceeds one in `low`), ties counting half: the AUROC of telling the two groups apart."
+    high, low = np.asarray(high, dtype=float)[:, None], np.asarray(low, dtype=float)[None, :]
+    return float((high > low).mean() + 0.5 * (high == low).mean())
+
+def permuted_auc(high, low, n: int = 8, seed: int = 0) -> list[float]:
+    "The AUROC with the two groups' labels permuted across the pooled scores, n draws."
+    pooled = torch.as_tensor(np.concatenate([np.asarray(high, dtype=float), np.asarray(low, dtype=float)]))
+    return [auc(draw[:len(high)], draw[len(high):]) for draw in sl.permuted(pooled, n, seed).numpy()]
 
 # %% ../../nbs/papers/assistant_axis.ipynb #2f3626e2
 AI_SELF_REFERENCE = re.compile(r"\b(I am|I'm|as) an? (AI|artificial intelligence|(large )?language model|assistant|chatbot)\b", re.I)
@@ -100,8 +154,8 @@ def ai_identity_logodds(model, tokenizer, prompts: Sequence[str], roles: Sequenc
 
 # %% ../../nbs/papers/assistant_axis.ipynb #06b759ae
 def token_projections(acts: dict[int, list[torch.Tensor]], directions: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
-    "Projection of every token on each layer's unit direction: layer -> (total tokens,)."
-    return {layer: torch.cat(acts[layer]) @ F.normalize(directions[layer], dim=0) for layer in directions}
+    "Projection of every token on each layer's unit direction, float32 on the CPU: layer -> (total tokens,)."
+    return {layer: torch.cat(acts[layer]).float().cpu() @ F.normalize(directions[layer].float().cpu(), dim=0) for layer in directions}
 
 def cap_floors(projections: dict[int, torch.Tensor], percentile: float) -> dict[int, float]:
     "Per layer, the floor τ: the `percentile` quantile of the reference projections."
@@ -110,7 +164,7 @@ def cap_floors(projections: dict[int, torch.Tensor], percentile: float) -> dict[
 
 def capping_plan(directions: dict[int, torch.Tensor], floors: dict[int, float]) -> dict[str, sl.Cap]:
     "A steer plan keeping the projection on each layer's direction at or above its floor: {site: Cap(direction, lo=τ)}."
-    return {f"blocks.{layer}.hook_resid_post": sl.Cap(directions[layer], lo=floors[layer]) for layer in floors}
+    return {f"blocks.{layer}.hook_resid_post": sl.Cap(directions[layer].float().cpu(), lo=floors[layer]) for layer in floors}
 
 # %% ../../nbs/papers/assistant_axis.ipynb #55b40562
 def _persona_space(table: pd.DataFrame):
@@ -128,7 +182,7 @@ def _persona_space(table: pd.DataFrame):
 def _alignment(table: pd.DataFrame):
     fig, ax = plt.subplots()
     ax.plot(table.layer, table.cos_axis_pc1, marker="o", label="|cos(Assistant Axis, PC1)|")
-    ax.plot(table.layer, table.cos_random_pc1, marker=".", ls="--", label="|cos(random direction, PC1)|")
+    ax.plot(table.layer, table.cos_permuted_pc1, marker=".", ls="--", label="role labels permuted (mean of the draws)")
     ax.plot(table.layer, table.pc1_variance, ls=":", label="PC1 share of variance")
     ax.axhline(0.71, color="grey", lw=0.8, label="paper: 0.71 at the middle layer")
     ax.set(xlabel="layer", ylabel="value", ylim=(0, 1.02), title="The axis is the leading component of persona space")

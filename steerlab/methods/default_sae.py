@@ -4,18 +4,76 @@
 
 # %% ../../nbs/papers/default_sae.ipynb #dc01b02e
 from __future__ import annotations
+import copy
 import re
+from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+import torch.nn.functional as F
 from matplotlib import pyplot as plt
 
 import steerlab as sl
 from .. import sae as S, sae_train
+from ..evals import token_nll
+from ..steering import Intervention
 
 # %% auto #0
-__all__ = ['concept_sentences', 'concept_latent', 'stems', 'steer_latent', 'figures']
+__all__ = ['site_activations', 'text_stats', 'text_nll', 'random_sae', 'explained_variance', 'dead_latents', 'ce_recovered',
+           'concept_sentences', 'concept_latent', 'stems', 'RowAdd', 'unit_latent', 'steer_rows', 'read_back',
+           'figures']
+
+# %% ../../nbs/papers/default_sae.ipynb #463f83cf
+def site_activations(net, tokenizer, sae, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 16) -> list[torch.Tensor]:
+    "Each chat-formatted completion's activations at the SAE's site, float32 on the CPU: one (n_tokens, d_in) per text."
+    site = S.sae_site(sae)
+    acts = sl.capture(net, tokenizer, list(prompts), site, "completion_all", completions=list(completions), chat=True, batch_size=batch_size)
+    return [a.float().cpu() for a in acts[site]]
+
+@torch.no_grad()
+def text_stats(sae, acts: list[torch.Tensor], mean: torch.Tensor) -> dict[str, torch.Tensor]:
+    "Per text: squared error `sse`, squared deviation from `mean` `sst`, most active latents on a token `l0_max` (n_texts,); `fired` (n_texts, d_sae)."
+    rows = []
+    for a in acts:
+        features = S.sae_encode(sae, a).float().cpu()  # (n_tokens, d_sae)
+        recon = sae.decode(features.to(sae.W_dec.device, sae.dtype)).float().cpu()
+        rows.append(((recon - a).pow(2).sum(), (a - mean).pow(2).sum(), (features > 0).sum(-1).max(), (features > 0).any(0)))
+    sse, sst, l0_max, fired = zip(*rows)
+    return dict(sse=torch.stack(sse), sst=torch.stack(sst), l0_max=torch.stack(l0_max), fired=torch.stack(fired))
+
+def text_nll(net, tokenizer, prompts: Sequence[str], completions: Sequence[str], plan: dict | None = None, batch_size: int = 16) -> torch.Tensor:
+    "Each completion's summed next-token loss given its chat-formatted prompt, under `plan` after the first token: (n_texts,) float32."
+    contexts = sl.prompts.format_prompts(tokenizer, list(prompts), True)
+    measure = lambda: torch.stack([n.float().sum().cpu() for n in token_nll(net, tokenizer, list(completions), contexts, batch_size)])
+    if plan is None: return measure()
+    with sl.steer(net, plan, positions=sae_train.AFTER_FIRST): return measure()
+
+def random_sae(sae, seed: int = 0):
+    "An SAE of the same shape with random encoder columns and decoder rows of the trained norms, b_dec kept, b_enc shuffled."
+    g = torch.Generator().manual_seed(seed)
+    control = copy.deepcopy(sae)
+    with torch.no_grad():
+        for weight, dim in ((control.W_enc, 0), (control.W_dec, 1)):
+            draw = torch.randn(weight.shape, generator=g)
+            weight.copy_((F.normalize(draw, dim=dim) * weight.detach().float().cpu().norm(dim=dim, keepdim=True)).to(weight))
+        control.b_enc.copy_(control.b_enc[torch.randperm(control.b_enc.shape[0], generator=g)])
+    return control
+
+def explained_variance(stats: dict, index=None) -> float:
+    "1 − Σ sse / Σ sst over the texts in `index` (all by default)."
+    index = slice(None) if index is None else torch.as_tensor(index).long()
+    return float(1 - stats["sse"][index].sum() / stats["sst"][index].sum())
+
+def dead_latents(stats: dict) -> torch.Tensor:
+    "1 for each latent that fires on none of the texts, else 0: (d_sae,) float32."
+    return (~stats["fired"].any(0)).float()
+
+def ce_recovered(clean: torch.Tensor, spliced: torch.Tensor, zero: torch.Tensor, index=None) -> float:
+    "(zero − spliced) / (zero − clean) of the summed losses over the texts in `index`: 1 = clean, 0 = as bad as zeroing the site."
+    index = slice(None) if index is None else torch.as_tensor(index).long()
+    return float((zero[index].sum() - spliced[index].sum()) / (zero[index].sum() - clean[index].sum()))
 
 # %% ../../nbs/papers/default_sae.ipynb #853de7ba
 def concept_sentences() -> dict[str, list[str]]:
@@ -34,16 +92,28 @@ def stems(text: str) -> set[str]:
     return {word[:4] for word in re.findall(r"[a-z]{3,}", text.lower())}
 
 # %% ../../nbs/papers/default_sae.ipynb #f0ed7250
-def steer_latent(net, tokenizer, sae, steered: int, read: int, coeffs, prompts, vocab: set[str], max_new_tokens: int) -> pd.DataFrame:
-    "Generate while adding each coeff × typical norm along latent `steered`; read latent `read` and the context vocabulary back."
-    rows = []
-    for coeff in coeffs:
-        with sl.steer(net, {S.sae_site(sae): sl.Add(S.latent_vector(sae, steered), coeff, relative=True)}):
-            replies = sl.generate(net, tokenizer, prompts, max_new_tokens=max_new_tokens)
-        activation = S.sae_features(net, tokenizer, prompts, sae, positions="completion_mean", completions=replies)[:, read]
-        rows += [dict(steered=steered, coeff=coeff, prompt=prompt, activation=a.item(), uses_vocab=bool(stems(reply) & vocab),
-                      reply=reply.replace("\n", "⏎")) for prompt, reply, a in zip(prompts, replies, activation)]
-    return pd.DataFrame(rows)
+class RowAdd(Intervention):
+    "h + vectors[row] at every position: one steering vector per batch row, (batch, d_model)."
+    def __init__(self, vectors: torch.Tensor):
+        self.vectors = torch.as_tensor(vectors).detach().float().cpu()
+        if self.vectors.dim() != 2: raise ValueError(f"RowAdd needs vectors of shape (batch, d_model), got {tuple(self.vectors.shape)}")
+    def __call__(self, h, p):
+        if h.shape[0] != self.vectors.shape[0]: raise ValueError(f"{self.vectors.shape[0]} vectors for a batch of {h.shape[0]}")
+        return h + self.vectors.to(h.device, h.dtype).view(h.shape[0], *[1] * (h.dim() - 2), -1)
+
+def unit_latent(sae, latent: int) -> torch.Tensor:
+    "Latent `latent`'s unit decoder direction, float32 on the CPU: (d_in,)."
+    return F.normalize(S.latent_vector(sae, latent).tensor.float().cpu(), dim=0)
+
+def steer_rows(net, tokenizer, sae, prompts: Sequence[str], vectors: torch.Tensor, max_new_tokens: int) -> list[str]:
+    "One reply per prompt, each generated while adding its own row of `vectors` (n, d_in) at the SAE's site, in one batch."
+    with sl.steer(net, {S.sae_site(sae): RowAdd(vectors)}):
+        return sl.generate(net, tokenizer, list(prompts), max_new_tokens=max_new_tokens, batch_size=len(prompts))
+
+def read_back(net, tokenizer, sae, prompts: Sequence[str], replies: Sequence[str], latent: int, batch_size: int = 16) -> torch.Tensor:
+    "Latent `latent`'s mean activation over each reply's tokens, without steering (0 for an empty reply): (n,) float32."
+    features = S.sae_features(net, tokenizer, list(prompts), sae, positions="completion_mean", completions=list(replies), batch_size=batch_size)
+    return features[:, latent].float().cpu().nan_to_num(0.0)
 
 # %% ../../nbs/papers/default_sae.ipynb #c9209409
 def figures(tables: dict[str, pd.DataFrame]) -> dict:
