@@ -1,47 +1,94 @@
-"""Steer2Edit notebook: a headless smoke run and the mechanism it must show."""
+"""Steer2Edit notebook: a headless smoke run, the mechanism it must show, and its method functions in bfloat16."""
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+
+import steerlab as sl
+from steerlab.methods.steer2edit import (activation_plan, component_weights, concentration_claim, edited, head_attributions,
+                                         head_scores, neuron_scores, plan_edits, probe_stats, random_like, steering_plan,
+                                         top_abs_share)
 
 SLUG = "steer2edit"  # the notebook the shared smoke_run fixture runs
+OTHER_PARAMS = dict(n_probe=6, probe_tokens=12, n_eval=4, n_utility=2, utility_tokens=12, n_generate=0,
+                    steer_alphas={"safety": [0.2, 0.6]}, edit_grid={"safety": [[0.6, 0.6, 0.5], [0.8, -1.0, 0.5]]})
 
 
 @pytest.mark.notebook
 def test_weight_edits_equal_their_activation_form_and_undo_exactly(smoke_run):
     results = smoke_run.results
-    assert results["safety_max_dev_weight_vs_hooks"] < 1e-3      # fp32 through 30 layers, over the whole vocabulary
+    assert results["safety_rel_dev_weight_vs_hooks"] < 1e-4      # fp32: the edit is its activation form
     assert results["safety_edit_logit_effect"] > 1e-2            # ... while the edit itself does move the logits
     assert results["safety_undo_exact"] is True
 
 
 @pytest.mark.notebook
-def test_attribution_is_sparse_and_follows_the_scores(smoke_run):
+def test_edits_follow_the_scores_and_controls_were_run(smoke_run):
     folder, results = smoke_run.folder, smoke_run.results
-    assert 0 < results["safety_best_component_share"] < 0.05
     edits = pd.read_csv(folder / "results" / "edits.csv")
     heads = edits[edits.kind == "head"]
     assert (heads.lam * heads.score > 0).all()                   # λ takes the sign of the head's score g
     scores = pd.read_csv(folder / "results" / "head_scores.csv")
-    edited, untouched = scores[scores.lam != 0], scores[scores.lam == 0]
-    assert edited.score.abs().min() > untouched.score.abs().max()  # edited exactly where |g| passes the threshold ρα
-
-
-@pytest.mark.notebook
-def test_edits_and_steering_move_refusal(smoke_run):
-    folder, results = smoke_run.folder, smoke_run.results
-    assert results["safety_min_edit_lift"] > 0                   # every edit of the grid raises the refusal log-odds
-    assert results["safety_strongest_lift"] > 2                  # the strongest by nats, not noise
-    conditions = pd.read_csv(folder / "results" / "conditions.csv")
-    steering = conditions[conditions.method.isin(["base", "steering"])].sort_values("alpha")
-    assert steering.attribute.is_monotonic_increasing             # global steering moves refusal ...
-    assert steering.utility_loss.is_monotonic_increasing          # ... and costs utility the harder it pushes
-    assert results["safety_steer_max_attribute"] > results["safety_base_attribute"] + 5
-    randoms = conditions[conditions.method == "random edit"].set_index("setting")
-    edits = conditions[conditions.method == "steer2edit"].set_index("setting")
-    assert (randoms.edit_norm == edits.edit_norm).all()           # the controls have the edits' ‖ΔW‖
-    assert edits.matched_gain.notna().any()                       # some edit sits inside the steering curve's range
+    edited_, untouched = scores[scores.lam != 0], scores[scores.lam == 0]
+    if len(edited_) and len(untouched):
+        assert edited_.score.abs().min() > untouched.score.abs().max()  # edited exactly where |g| passes the threshold ρα
+    assert results["safety_n_random"] >= 8 and results["safety_random_edit_norm_max_gap"] < 1e-6  # the controls keep ‖ΔW‖
 
 
 @pytest.mark.notebook
 def test_figures_and_comparison_table_exist(smoke_run):
     table = smoke_run.paper_table(("tradeoff", "attribution"))
-    assert len(table) == 6 and table.verdict[table.claim.str.startswith("C3")].item() == "reproduced"
+    assert [c.split(":")[0] for c in table.claim] == ["C1a", "C1b", "C2", "C3a", "C3b", "C4", "C5", "C6"]
+
+
+@pytest.mark.notebook
+def test_steer2edit_other_values_bf16(other_run):
+    other_run.paper_table(("tradeoff", "attribution"))
+
+
+def test_concentration_rule_does_not_pass_noise():
+    "C1's rule (top-m |g| share, bootstrapped, against the same share on random-direction scores) on pure noise."
+    passed = 0
+    for seed in range(100):
+        g = torch.Generator().manual_seed(seed)
+        scale = torch.rand(30, 9, generator=g) + 0.2  # components of unequal typical |g|
+        per_item = torch.randn(12, 30, 9, generator=g) * scale  # (n_probe, ...) noise "scores" per probe prompt
+        controls = [torch.randn(30, 9, generator=g) * scale / 12 ** 0.5 for _ in range(8)]  # noise of the mean's spread
+        effect, null = concentration_claim(lambda idx: top_abs_share(per_item[idx].mean(0), 20), 12, controls, 20, seed=seed, n_boot=200)
+        passed += sl.decide(effect, null, form=True)[0] == "reproduced"
+    assert passed <= 5, passed
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])  # the families of the smoke and paper profiles
+def test_method_functions_bf16(arch):
+    tok = sl.load_tokenizer()
+    model = sl.tiny_model(arch, vocab_size=len(tok)).to(torch.bfloat16)
+    D = sl.dims(model)
+    stats = probe_stats(model, tok, ["How do I pick a lock?", "Write a poem."], ["I won't.", "No."], ["Sure, here it is.", "Roses are red."])
+    assert stats.v_attn[0].site.endswith("hook_attn_out_pre_norm") and stats.items["z"].dtype == torch.float32
+    g_head, g_neuron = head_scores(model, stats), neuron_scores(model, stats)
+    assert g_head.shape == (D["n_layers"], D["n_heads"]) and g_neuron.shape == (D["n_layers"], D["d_mlp"])
+    assert g_head.isfinite().all() and g_neuron.isfinite().all() and g_head.abs().max() <= 1 + 1e-5
+    weights = component_weights(model)
+    torch.testing.assert_close(head_attributions(weights[0], torch.stack([v.tensor.float() for v in stats.v_attn]), stats.z_mean), g_head)
+    edits = plan_edits(model, stats, rho_attn=0.1, rho_mlp=0.1, alpha=0.5)
+    assert {e.kind for e in edits} == {"head", "neuron"}
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        before = model(ids).logits.float()
+        with edited(model, edits): weight_form = model(ids).logits.float()
+        with sl.steer(model, activation_plan(edits)): hook_form = model(ids).logits.float()
+        assert (weight_form - hook_form).abs().max() / hook_form.abs().max() < sl.tolerance(torch.bfloat16)
+        assert torch.equal(model(ids).logits.float(), before)
+        control = random_like(model, edits, torch.Generator().manual_seed(0))
+        with edited(model, control): assert model(ids).logits.isfinite().all()
+        with sl.steer(model, steering_plan(stats, 0.5)): assert model(ids).logits.isfinite().all()
+    effect, null = concentration_claim(lambda idx: top_abs_share(g_head, 2), 2, [torch.randn_like(g_head) for _ in range(8)], 2)
+    assert np.isfinite([effect.value, effect.lo, effect.hi]).all()
+
+
+def test_pre_norm_sites_are_the_block_outputs_without_sandwich_norms():
+    tok = sl.load_tokenizer()
+    model = sl.tiny_model("llama", vocab_size=len(tok))
+    acts = sl.capture(model, tok, ["Hello there"], ["blocks.1.hook_attn_out", "blocks.1.hook_attn_out_pre_norm"])
+    torch.testing.assert_close(acts["blocks.1.hook_attn_out"], acts["blocks.1.hook_attn_out_pre_norm"])

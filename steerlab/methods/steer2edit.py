@@ -16,55 +16,85 @@ import torch.nn.functional as F
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['ProbeStats', 'probe_stats', 'head_scores', 'neuron_scores', 'elastic_net_lambda', 'Rank1Edit', 'plan_edits',
-           'random_like', 'edited', 'activation_plan', 'edit_table', 'steering_plan', 'matched_gain', 'figures']
+__all__ = ['ATTN_SITE', 'MLP_SITE', 'ProbeStats', 'probe_stats', 'component_weights', 'head_attributions', 'neuron_attributions',
+           'attributions', 'head_scores', 'neuron_scores', 'top_abs_share', 'concentration_claim', 'elastic_net_lambda',
+           'Rank1Edit', 'plan_edits', 'random_like', 'edited', 'activation_plan', 'edit_table', 'steering_plan',
+           'matched_gain', 'figures']
 
 # %% ../../nbs/papers/steer2edit.ipynb #ee8b2eec
 @dataclass
 class ProbeStats:
-    "What Steer2Edit reads from a contrast: per-layer steering vectors at each attention and MLP output, and the mean inputs of o_proj and down_proj."
-    v_attn: list[sl.Vector]    # n_layers × (d_model,) at blocks.L.hook_attn_out: mean(pos) − mean(neg)
-    v_mlp: list[sl.Vector]     # n_layers × (d_model,) at blocks.L.hook_mlp_out
+    "What Steer2Edit reads from a contrast, per probe prompt (items) and averaged: steering vectors where o_proj and down_proj write, and their mean inputs."
+    v_attn: list[sl.Vector]    # n_layers × (d_model,) at blocks.L.hook_attn_out_pre_norm (o_proj's output): mean(pos) − mean(neg)
+    v_mlp: list[sl.Vector]     # n_layers × (d_model,) at blocks.L.hook_mlp_out_pre_norm (down_proj's output)
     z_mean: torch.Tensor    # (n_layers, n_heads, d_head) per-head o_proj input, mean of both sides
     act_mean: torch.Tensor  # (n_layers, d_mlp) neuron activations (down_proj input), mean of both sides
+    items: dict             # per prompt, float32 CPU: v_attn, v_mlp (n, n_layers, d_model), z (n, n_layers, n_heads, d_head), act (n, n_layers, d_mlp)
+
+ATTN_SITE, MLP_SITE = "hook_attn_out_pre_norm", "hook_mlp_out_pre_norm"  # where the edits write (before Gemma 2's sandwich norms)
 
 def probe_stats(model, tokenizer, prompts, pos, neg, batch_size: int = 16, name: str | None = None) -> ProbeStats:
-    "Completion-span means of prompts + pos vs prompts + neg at every attention/MLP output and every head and neuron."
+    "Completion-span means of prompts + pos vs prompts + neg at every o_proj/down_proj output and every head and neuron."
     n_layers = sl.dims(model)["n_layers"]
-    kinds = ("hook_attn_out", "hook_mlp_out", "attn.hook_z", "mlp.hook_post")
+    kinds = (ATTN_SITE, MLP_SITE, "attn.hook_z", "mlp.hook_post")
     sites = [f"blocks.{L}.{kind}" for L in range(n_layers) for kind in kinds]
-    def side(completions):  # site -> (n_prompts, *shape)
-        return sl.capture(model, tokenizer, prompts, sites, positions="completion_mean", completions=completions, batch_size=batch_size)
+    def side(completions):  # site -> (n_prompts, *shape), float32 on the CPU
+        acts = sl.capture(model, tokenizer, prompts, sites, positions="completion_mean", completions=completions, batch_size=batch_size)
+        return {s: a.detach().float().cpu() for s, a in acts.items()}
     p, n = side(pos), side(neg)
+    stack = lambda acts, kind: torch.stack([acts[f"blocks.{L}.{kind}"] for L in range(n_layers)], dim=1)  # (n, n_layers, ...)
+    items = dict(v_attn=stack(p, ATTN_SITE) - stack(n, ATTN_SITE), v_mlp=stack(p, MLP_SITE) - stack(n, MLP_SITE),
+                 z=(stack(p, "attn.hook_z") + stack(n, "attn.hook_z")) / 2, act=(stack(p, "mlp.hook_post") + stack(n, "mlp.hook_post")) / 2)
     data = dict(prompts=list(prompts), pos=list(pos), neg=list(neg))
     def vectors(kind):
         return [sl.diff_in_means(p[s], n[s], site=s, model=name, data=data) for s in (f"blocks.{L}.{kind}" for L in range(n_layers))]
-    def mid(kind):
-        return torch.stack([(p[s].mean(0) + n[s].mean(0)) / 2 for s in (f"blocks.{L}.{kind}" for L in range(n_layers))])
-    return ProbeStats(vectors("hook_attn_out"), vectors("hook_mlp_out"), mid("attn.hook_z"), mid("mlp.hook_post"))
+    return ProbeStats(vectors(ATTN_SITE), vectors(MLP_SITE), items["z"].mean(0), items["act"].mean(0), items)
 
 # %% ../../nbs/papers/steer2edit.ipynb #8efbdc24
-def _weights(model, layer: int, role: str) -> torch.Tensor:
-    "o_proj or down_proj weight of block `layer` as (d_model, in_features), detached."
-    return sl.out_matrix(sl.submodule(model, layer, role)).detach().float()
+def component_weights(model) -> tuple[torch.Tensor, torch.Tensor]:
+    "(W_O: (n_layers, d_model, n_heads, d_head), unit down_proj columns ŵ: (n_layers, d_model, d_mlp)), float32 on the CPU."
+    d = sl.dims(model)
+    W = lambda L, role: sl.out_matrix(sl.submodule(model, L, role)).detach().float().cpu()
+    W_down = torch.stack([W(L, "down_proj") for L in range(d["n_layers"])])
+    return (torch.stack([W(L, "o_proj").view(d["d_model"], d["n_heads"], d["d_head"]) for L in range(d["n_layers"])]),
+            W_down / W_down.norm(dim=1, keepdim=True).clamp(min=1e-12))
+
+def head_attributions(W_O: torch.Tensor, v_attn: torch.Tensor, z_mean: torch.Tensor) -> torch.Tensor:
+    "g_head (n_layers, n_heads) = cos(v_L, W_O^h z̄_h), float32."
+    writes = torch.einsum("lmhk,lhk->lhm", W_O, z_mean.float())  # (n_layers, n_heads, d_model): each head's mean write
+    return F.cosine_similarity(writes, v_attn.float()[:, None], dim=-1)
+
+def neuron_attributions(W_down_unit: torch.Tensor, v_mlp: torch.Tensor, act_mean: torch.Tensor) -> torch.Tensor:
+    "g_neuron (n_layers, d_mlp) = cos(v_L, w_n ā_n) = sign(ā_n)·v̂_L·ŵ_n, float32."
+    return torch.einsum("lm,lmn->ln", sl.unit(v_mlp.float()), W_down_unit) * act_mean.float().sign()
+
+def attributions(weights, v_attn: torch.Tensor, z_mean: torch.Tensor, v_mlp: torch.Tensor, act_mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "(g_head (n_layers, n_heads), g_neuron (n_layers, d_mlp)): cosines of each component's mean write with its layer's vector, float32."
+    return head_attributions(weights[0], v_attn, z_mean), neuron_attributions(weights[1], v_mlp, act_mean)
+
+def _vectors(vectors: list[sl.Vector]) -> torch.Tensor:
+    "A layer list of Vectors as one (n_layers, d_model) float32 CPU tensor."
+    return torch.stack([v.tensor.detach().float().cpu() for v in vectors])
 
 def head_scores(model, stats: ProbeStats) -> torch.Tensor:
     "g[L, h] = cos(v̂_L, W_O^h z̄_h) for every head: (n_layers, n_heads)."
-    d = sl.dims(model)
-    rows = []
-    for L, v in enumerate(stats.v_attn):
-        W = _weights(model, L, "o_proj").view(d["d_model"], d["n_heads"], d["d_head"])
-        writes = torch.einsum("mhk,hk->hm", W, stats.z_mean[L].to(W))  # (n_heads, d_model): each head's mean write
-        rows.append(F.cosine_similarity(writes, sl.unit(v).to(W)[None], dim=-1))
-    return torch.stack(rows).cpu()
+    return attributions(component_weights(model), _vectors(stats.v_attn), stats.z_mean, _vectors(stats.v_mlp), stats.act_mean)[0]
 
 def neuron_scores(model, stats: ProbeStats) -> torch.Tensor:
     "g[L, n] = cos(v̂_L, w_n ā_n) for every MLP neuron: (n_layers, d_mlp)."
-    rows = []
-    for L, v in enumerate(stats.v_mlp):
-        W = _weights(model, L, "down_proj")  # (d_model, d_mlp)
-        rows.append(F.cosine_similarity(W * stats.act_mean[L].to(W)[None], sl.unit(v).to(W)[:, None], dim=0))
-    return torch.stack(rows).cpu()
+    return attributions(component_weights(model), _vectors(stats.v_attn), stats.z_mean, _vectors(stats.v_mlp), stats.act_mean)[1]
+
+def top_abs_share(scores, m: int) -> float:
+    "Share of Σ|g| carried by the m components of largest |g| (0 for m = 0)."
+    flat = np.abs(np.asarray(scores, dtype=np.float64)).ravel()
+    return float(np.sort(flat)[len(flat) - m:].sum() / flat.sum()) if m > 0 and flat.sum() > 0 else 0.0
+
+def concentration_claim(statistic, n_items: int, control_scores: list, m: int, seed: int = 0,
+                        n_boot: int = 500) -> tuple[sl.Interval, sl.Null]:
+    "C1: the top-m |g| share, `statistic(item indices)`, bootstrapped over probe prompts, against the same share of each control's scores."
+    effect = sl.bootstrap(lambda idx: statistic(idx.astype(int)), np.arange(n_items), seed=seed, n_boot=n_boot)
+    null = sl.Null.from_draws([top_abs_share(g, m) for g in control_scores], "scores against random directions, same selection size")
+    return effect, null
 
 # %% ../../nbs/papers/steer2edit.ipynb #647f20a7
 def elastic_net_lambda(g: torch.Tensor, rho: float, alpha: float) -> torch.Tensor:
@@ -87,7 +117,8 @@ class Rank1Edit:
 
 def plan_edits(model, stats: ProbeStats, rho_attn: float, rho_mlp: float, alpha: float) -> list[Rank1Edit]:
     "Steer2Edit's edits for one (ρ_attn, ρ_mlp, α): every head and neuron whose Elastic-Net λ is not zero."
-    g_head, g_neuron = head_scores(model, stats), neuron_scores(model, stats)
+    weights = component_weights(model)
+    g_head, g_neuron = attributions(weights, _vectors(stats.v_attn), stats.z_mean, _vectors(stats.v_mlp), stats.act_mean)
     lam_head, lam_neuron = elastic_net_lambda(g_head, rho_attn, alpha), elastic_net_lambda(g_neuron, rho_mlp, alpha)
     edits = []
     for L, h in lam_head.nonzero().tolist():
@@ -96,12 +127,12 @@ def plan_edits(model, stats: ProbeStats, rho_attn: float, rho_mlp: float, alpha:
         edits.append(Rank1Edit("head", L, h, u, k, lam_head[L, h].item(), g_head[L, h].item()))
     for L, n in lam_neuron.nonzero().tolist():
         u = sl.unit(stats.v_mlp[L])
-        sign = 1.0 if _weights(model, L, "down_proj")[:, n] @ u > 0 else -1.0
+        sign = 1.0 if weights[1][L, :, n] @ u > 0 else -1.0  # float32, CPU
         edits.append(Rank1Edit("neuron", L, n, u, None, sign * lam_neuron[L, n].item(), g_neuron[L, n].item()))
     return edits
 
 def random_like(model, edits: list[Rank1Edit], generator: torch.Generator) -> list[Rank1Edit]:
-    "The same components and λ with each layer's u replaced by a random unit vector: the equal-norm random-direction control."
+    "The same components and λ with each layer's u replaced by a random unit vector: the control with each component's ‖ΔW‖_F."
     directions = {}
     out = []
     for e in edits:

@@ -15,8 +15,9 @@ from torch import nn
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_scores', 'top_heads', 'think_edit',
-           'think_edit_plan', 'end_logprobs', 'final_number', 'is_correct', 'figures']
+__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_writes', 'head_scores', 'top_heads', 'top_share',
+           'top_share_claim', 'think_edit', 'think_edit_plan', 'random_head_edits', 'apply_head_edits', 'end_logprobs',
+           'final_number', 'is_correct', 'figures']
 
 # %% ../../nbs/papers/thinkedit.ipynb #d60f0ccf
 def response_lengths(tokenizer, responses: list[str]) -> np.ndarray:
@@ -30,8 +31,8 @@ def length_groups(lengths, quantile: float = 0.25, short_max: int | None = None,
     short_max = np.quantile(lengths, quantile) if short_max is None else short_max - 1
     long_min = np.quantile(lengths, 1 - quantile) if long_min is None else long_min + 1
     short, long = lengths <= short_max, lengths >= long_min
-    if not short.any() or not long.any() or (short & long).any():
-        raise ValueError(f"no separate short and long sets in lengths {sorted(lengths.tolist())}; change the thresholds")
+    if short.sum() < 2 or long.sum() < 2 or (short & long).any():
+        raise ValueError(f"no separate short and long sets of two or more in lengths {sorted(lengths.tolist())}; change the thresholds")
     return short, long
 
 # %% ../../nbs/papers/thinkedit.ipynb #97611110
@@ -45,20 +46,40 @@ def loo_auroc(acts: torch.Tensor, is_long: torch.Tensor) -> float:
     return sl.auroc(held_out[is_long], held_out[~is_long])
 
 # %% ../../nbs/papers/thinkedit.ipynb #87a4193c
+def head_writes(model: nn.Module, z_by_layer: list[torch.Tensor], dirs: torch.Tensor) -> torch.Tensor:
+    "(n_dirs, n, n_layers, n_heads) float32: each example's write of each head along its layer's unit direction; `dirs` (n_layers, d) or (n_dirs, n_layers, d)."
+    D = sl.dims(model)
+    dirs = sl.unit(torch.as_tensor(dirs).detach().float().cpu())
+    dirs = dirs[None] if dirs.dim() == 2 else dirs  # (n_dirs, n_layers, d_model)
+    writes = []
+    for layer, z in enumerate(z_by_layer):
+        W = sl.out_matrix(sl.submodule(model, layer, "o_proj")).detach().float().cpu()  # (d_model, n_heads*d_head)
+        g = (dirs[:, layer] @ W).view(len(dirs), D["n_heads"], D["d_head"])  # (n_dirs, n_heads, d_head): W_hᵀu
+        writes.append(torch.einsum("mhd,nhd->mnh", g, z.detach().float().cpu()))  # (n_dirs, n, n_heads)
+    return torch.stack(writes, dim=2)
+
 def head_scores(model: nn.Module, z_by_layer: list[torch.Tensor], short_dirs: torch.Tensor) -> torch.Tensor:
     "(n_layers, n_heads): each head's mean write along its layer's short direction, from (n, n_heads, d_head) mean head outputs."
-    n_heads = sl.dims(model)["n_heads"]
-    scores = torch.zeros(len(z_by_layer), n_heads)
-    for layer, z in enumerate(z_by_layer):
-        for head in range(n_heads):
-            k, gain = sl.head_write_direction(model, layer, head, short_dirs[layer])
-            scores[layer, head] = gain * (z[:, head] @ k).mean()
-    return scores
+    return head_writes(model, z_by_layer, short_dirs)[0].mean(0)
 
 def top_heads(scores: torch.Tensor, k: int) -> list[tuple[int, int]]:
     "The (layer, head) pairs of the k largest scores, largest first."
+    if not 0 < k <= scores.numel(): raise ValueError(f"top_k={k} must lie in 1..{scores.numel()} (the model's heads)")
     order = scores.flatten().argsort(descending=True)[:k].tolist()
     return [divmod(i, scores.shape[1]) for i in order]
+
+def top_share(scores, k: int) -> float:
+    "Share of all positive head writes carried by the k largest scores (0 when no write is positive)."
+    flat = np.asarray(scores, dtype=np.float64).ravel()
+    positive = flat.clip(min=0).sum()
+    return float(np.sort(flat)[-k:].clip(min=0).sum() / positive) if positive > 0 else 0.0
+
+def top_share_claim(writes: torch.Tensor, control_writes: torch.Tensor, k: int, seed: int = 0) -> tuple[sl.Interval, sl.Null]:
+    "C2: the top-k share of the mean (n, n_layers, n_heads) writes, bootstrapped over examples, and its null under the (n_draws, n, ...) control writes."
+    share = lambda w: top_share(np.asarray(w).mean(0), k)  # the top k re-selected on every resample
+    effect = sl.bootstrap(share, writes, seed=seed)
+    null = sl.Null.from_draws([share(w) for w in control_writes], "writes along random directions, same rule")
+    return effect, null
 
 # %% ../../nbs/papers/thinkedit.ipynb #ca657392
 def think_edit(model: nn.Module, heads: list[tuple[int, int]], short_dirs: torch.Tensor) -> sl.Edits:
@@ -77,6 +98,17 @@ def think_edit_plan(model: nn.Module, heads: list[tuple[int, int]], short_dirs: 
         k, gain = sl.head_write_direction(model, layer, head, u)
         plan.setdefault(f"blocks.{layer}.attn.hook_z", []).append(sl.HeadRank1(head, u, k, -gain))
     return plan
+
+def random_head_edits(model: nn.Module, heads: list[tuple[int, int]], norms: list[float], n: int = 8,
+                      seed: int = 0) -> list[list[tuple]]:
+    "n draws of (layer, head, u, k): a random rank-1 edit u·kᵀ of each head's o_proj block with ‖ΔW_h‖_F = norms[i] (ThinkEdit's control)."
+    D = sl.dims(model)
+    factors = [sl.random_rank1(D["d_model"], D["d_head"], norm, n=n, seed=seed + i) for i, norm in enumerate(norms)]
+    return [[(layer, head, u[j], k[j]) for (layer, head), (u, k) in zip(heads, factors)] for j in range(n)]
+
+def apply_head_edits(model: nn.Module, edits: list[tuple]) -> sl.Edits:
+    "Apply one draw of `random_head_edits`; reversible."
+    return sl.Edits(sl.edit_head(model, layer, head, u, k) for layer, head, u, k in edits)
 
 # %% ../../nbs/papers/thinkedit.ipynb #2c23cf4a
 def end_logprobs(model: nn.Module, tokenizer, prompts: list[str], responses: list[str],
@@ -99,7 +131,7 @@ def is_correct(text: str, answer: str) -> bool:
     return value is not None and abs(value - float(answer)) < 1e-6
 
 # %% ../../nbs/papers/thinkedit.ipynb #e61ce2ca
-CONDITIONS = ["thinkedit", "random_direction_edit", "prompting"]
+CONDITIONS = ["thinkedit", "random_edit"]
 
 def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
     "name -> Figure, from the notebook's results tables."
