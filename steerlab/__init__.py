@@ -16,7 +16,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "hooks": ["Positions"],
     "prompts": ["format_chat", "format_prompts"],
     "capture": ["capture"],
-    "steering": ["Add", "Ablate", "Rotate", "Cap", "Gate", "Scale", "HeadRank1", "NeuronRank1", "steer", "unit"],
+    "steering": ["Add", "RowAdd", "Ablate", "Rotate", "Cap", "Gate", "Scale", "HeadRank1", "NeuronRank1", "steer", "unit"],
     "generate": ["generate", "generate_conditions"],
     "editing": ["Edit", "Edits", "out_matrix", "fold", "orthogonalize", "ablate_everywhere", "edit_head", "edit_neuron", "head_write_direction",
                 "save_edited"],

@@ -13,7 +13,7 @@ from .hooks import Pass, Tracker, as_positions, hook_site, hook_write, hooks_rem
 from .sites import Site, parse_site
 
 # %% auto #0
-__all__ = ['direction_tensor', 'unit', 'Intervention', 'Add', 'Ablate', 'Rotate', 'Cap', 'Gate', 'Scale', 'HeadRank1',
+__all__ = ['direction_tensor', 'unit', 'Intervention', 'Add', 'RowAdd', 'Ablate', 'Rotate', 'Cap', 'Gate', 'Scale', 'HeadRank1',
            'NeuronRank1', 'steer']
 
 # %% ../nbs/05_steering.ipynb #8006833c
@@ -70,6 +70,16 @@ class Add(Intervention):
             if coeff.shape[0] != h.shape[0]: raise ValueError(f"{coeff.shape[0]} coefficients for a batch of {h.shape[0]}")
             coeff = coeff.view(-1, *[1] * (h.dim() - 1))
         return h + coeff * self._on("v", h)
+
+class RowAdd(Intervention):
+    "h + vectors[row] at every position: one steering vector per batch row, `vectors` (batch, d)."
+    def __init__(self, vectors):
+        self.vectors = direction_tensor(vectors)
+        if self.vectors.dim() != 2: raise ValueError(f"RowAdd needs vectors of shape (batch, d), got {tuple(self.vectors.shape)}")
+    def check(self, site): _check_direction(self.vectors, site, "RowAdd vectors")
+    def __call__(self, h, p):
+        if h.shape[0] != self.vectors.shape[0]: raise ValueError(f"{self.vectors.shape[0]} vectors for a batch of {h.shape[0]}")
+        return h + self._on("vectors", h).view(h.shape[0], *[1] * (h.dim() - 2), -1)
 
 class Ablate(Intervention):
     "Project out one direction (d,) or the span of several (k, d)."

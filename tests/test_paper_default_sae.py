@@ -52,7 +52,7 @@ def test_method_on_tiny_bf16_llama():
     assert len(replies) == 2
     read = D.read_back(lm, tok, sae, ["Hi", "Hey"], replies, 0)
     assert read.shape == (2,) and read.dtype == torch.float32 and read.isfinite().all()
-    with sl.steer(lm, {site: D.RowAdd(torch.zeros(2, 64))}):  # a zero row vector changes nothing
+    with sl.steer(lm, {site: sl.RowAdd(torch.zeros(2, 64))}):  # a zero row vector changes nothing
         same = sl.capture(lm, tok, ["Hi", "Hey"], site, "last", chat=False)[site]
     assert torch.equal(same, sl.capture(lm, tok, ["Hi", "Hey"], site, "last", chat=False)[site])
 

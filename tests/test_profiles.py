@@ -27,15 +27,16 @@ def test_prefetch_downloads_pinned_models_and_the_papers_data(monkeypatch):
     import huggingface_hub
     calls = []
     monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, revision: calls.append((repo_id, revision)))
-    done = prefetch("thinkedit", profile="paper")
-    model = resolve_params("thinkedit", profile="paper")["model"]
-    assert calls == [sl.split_revision(model)]
-    fetched = {need.name for need, _ in done if need.kind == "data"}
-    assert fetched == {e.name for e in sl.data.registry().values() if "thinkedit" in e.papers} and fetched
+    done = prefetch("guiding_giants", profile="paper")
+    assert calls == [sl.split_revision(resolve_params("guiding_giants", profile="paper")["model"])]
+    fetched = {need.name for need, _, ok in done if need.kind == "data" and ok}
+    assert fetched == {e.name for e in sl.data.registry().values() if "guiding_giants" in e.papers} and fetched
     assert all(sl.data.fetch(name).is_file() for name in fetched)  # in the cache now, through the served mirror
 
 
-def test_prefetch_cli_dry_run_lists_needs(capsys):
-    assert cli.main(["prefetch", "thinkedit", "--dry-run"]) == 0
+def test_prefetch_reports_what_it_cannot_stage_and_stages_the_rest(capsys):
+    assert cli.main(["prefetch", "thinkedit", "--dry-run"]) == 1  # the registry holds GSM8K's parquet files without a sha256
     lines = capsys.readouterr().out.splitlines()
-    assert re.match(r"model  \S+@[0-9a-f]{40}: hub snapshot ", lines[0]) and any(line.startswith("data ") for line in lines)
+    assert re.match(r"model  \S+@[0-9a-f]{40}: hub snapshot ", lines[0])
+    assert any(line.startswith("data ") and "FAILED: " not in line for line in lines)
+    assert any("gsm8k_hf_train: FAILED: gsm8k_hf_train: the registry has no sha256" in line for line in lines)

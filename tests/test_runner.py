@@ -146,7 +146,7 @@ def test_lab_settings_reach_a_paper_notebook(tmp_path, monkeypatch):
     monkeypatch.setenv("STEERLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("STEERLAB_FIGURES_DIR", str(tmp_path / "figures"))
     monkeypatch.setenv("STEERLAB_DTYPE", "bfloat16")
-    small = dict(n_pairs=4, n_eval=2, strengths=[0.1, 0.2], max_new_tokens=4, n_random=1)  # bf16 matmuls are slow on a CPU
+    small = dict(n_pairs=4, n_eval=4, strengths=[0.1, 0.2], max_new_tokens=4)  # bf16 matmuls are slow on a CPU
     manifest = json.loads((run_notebook("quickstart", small) / "manifest.json").read_text())
     assert manifest["params"]["dtype"] is None and manifest["settings"]["dtype"] == "bfloat16"
     assert [m["dtype"] for m in manifest["models"]] == ["torch.bfloat16"]

@@ -107,11 +107,11 @@ def data_command(args) -> int:
     return 0
 
 def prefetch_command(args) -> int:
-    "Stage what a profile of a paper reads, printing one line per model, data file and SAE."
-    from steerlab.lab.prefetch import fetch_need, profile_needs
-    for need in profile_needs(args.slug, args.profile, dict(args.param)):
-        print(f"{need.kind:5}  {need.name}: {fetch_need(need, args.dry_run)}", flush=True)
-    return 0
+    "Stage what a profile of a paper reads, one line per model, data file and SAE; exit 1 if any could not be staged."
+    from steerlab.lab.prefetch import prefetch
+    done = prefetch(args.slug, args.profile, dict(args.param), args.dry_run)
+    for need, what, ok in done: print(f"{need.kind:5}  {need.name}: {what if ok else 'FAILED: ' + what}", flush=True)
+    return 0 if all(ok for _, _, ok in done) else 1
 
 def bench_command(args, extra: list[str]) -> int:
     "Hand the remaining arguments to steerlab.lab.bench."

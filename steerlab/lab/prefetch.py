@@ -24,8 +24,8 @@ class Need:
     name: str
 
 def model_params(params: dict) -> dict[str, str]:
-    "The parameters of a run that name a model: `model`, `judge` and any `*_model`, when set."
-    return {k: v for k, v in params.items() if (k in ("model", "judge") or k.endswith("_model")) and isinstance(v, str) and v}
+    "The parameters of a run that name a model: `model`, and `judge` or any `*_model` set to a HF id or a path."
+    return {k: v for k, v in params.items() if isinstance(v, str) and v and (k == "model" or (k == "judge" or k.endswith("_model")) and "/" in v)}
 
 def profile_needs(slug: str, profile: str | None = "paper", params: dict | None = None) -> list[Need]:
     "The models, data files and SAEs a run of `slug` with `profile` (and `params`) reads."
@@ -58,8 +58,11 @@ def fetch_need(need: Need, dry_run: bool = False) -> str:
             snapshot_download(repo_id=repo, revision=revision)
         return f"hub snapshot {repo} at {revision[:12]}"
     if need.kind == "data":
-        from steerlab.data import fetch
-        return "data file " + (Path(fetch(need.name)).name if not dry_run else need.name)
+        from steerlab.data import entry, fetch
+        e = entry(need.name)
+        if e.sha256 is None:
+            raise SteerlabError(f"{e.name}: the registry has no sha256 for {e.url or e.path}, so it cannot be fetched and checked")
+        return "data file " + (Path(fetch(e)).name if not dry_run else e.name)
     if need.kind == "sae":
         from steerlab.sae_registry import fetch_sae_file, sae_registry
         entry = sae_registry()[need.name]
@@ -68,6 +71,10 @@ def fetch_need(need: Need, dry_run: bool = False) -> str:
         return f"SAE {entry.repo} ({len(entry.files)} files)"
     raise SteerlabError(f"unknown kind of need {need.kind!r}; valid: model, data, sae")
 
-def prefetch(slug: str, profile: str | None = "paper", params: dict | None = None, dry_run: bool = False) -> list[tuple[Need, str]]:
-    "Stage every model, data file and SAE a run of `slug` with `profile` reads; (need, what was done) for each."
-    return [(need, fetch_need(need, dry_run)) for need in profile_needs(slug, profile, params)]
+def prefetch(slug: str, profile: str | None = "paper", params: dict | None = None, dry_run: bool = False) -> list[tuple[Need, str, bool]]:
+    "Stage every model, data file and SAE a run of `slug` with `profile` reads: (need, what was done or why it failed, ok) for each."
+    done = []
+    for need in profile_needs(slug, profile, params):
+        try: done.append((need, fetch_need(need, dry_run), True))
+        except (ValueError, KeyError, OSError) as e: done.append((need, str(e.args[0] if isinstance(e, KeyError) else e), False))
+    return done

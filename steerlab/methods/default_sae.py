@@ -17,13 +17,10 @@ from matplotlib import pyplot as plt
 
 import steerlab as sl
 from .. import sae as S, sae_train
-from ..evals import token_nll
-from ..steering import Intervention
 
 # %% auto #0
 __all__ = ['site_activations', 'text_stats', 'text_nll', 'random_sae', 'explained_variance', 'dead_latents', 'ce_recovered',
-           'concept_sentences', 'concept_latent', 'stems', 'RowAdd', 'unit_latent', 'steer_rows', 'read_back',
-           'figures']
+           'concept_sentences', 'concept_latent', 'stems', 'unit_latent', 'steer_rows', 'read_back', 'figures']
 
 # %% ../../nbs/papers/default_sae.ipynb #463f83cf
 def site_activations(net, tokenizer, sae, prompts: Sequence[str], completions: Sequence[str], batch_size: int = 16) -> list[torch.Tensor]:
@@ -46,7 +43,7 @@ def text_stats(sae, acts: list[torch.Tensor], mean: torch.Tensor) -> dict[str, t
 def text_nll(net, tokenizer, prompts: Sequence[str], completions: Sequence[str], plan: dict | None = None, batch_size: int = 16) -> torch.Tensor:
     "Each completion's summed next-token loss given its chat-formatted prompt, under `plan` after the first token: (n_texts,) float32."
     contexts = sl.prompts.format_prompts(tokenizer, list(prompts), True)
-    measure = lambda: torch.stack([n.float().sum().cpu() for n in token_nll(net, tokenizer, list(completions), contexts, batch_size)])
+    measure = lambda: torch.stack([n.float().sum().cpu() for n in sl.token_nll(net, tokenizer, list(completions), contexts, batch_size)])
     if plan is None: return measure()
     with sl.steer(net, plan, positions=sae_train.AFTER_FIRST): return measure()
 
@@ -92,22 +89,13 @@ def stems(text: str) -> set[str]:
     return {word[:4] for word in re.findall(r"[a-z]{3,}", text.lower())}
 
 # %% ../../nbs/papers/default_sae.ipynb #f0ed7250
-class RowAdd(Intervention):
-    "h + vectors[row] at every position: one steering vector per batch row, (batch, d_model)."
-    def __init__(self, vectors: torch.Tensor):
-        self.vectors = torch.as_tensor(vectors).detach().float().cpu()
-        if self.vectors.dim() != 2: raise ValueError(f"RowAdd needs vectors of shape (batch, d_model), got {tuple(self.vectors.shape)}")
-    def __call__(self, h, p):
-        if h.shape[0] != self.vectors.shape[0]: raise ValueError(f"{self.vectors.shape[0]} vectors for a batch of {h.shape[0]}")
-        return h + self.vectors.to(h.device, h.dtype).view(h.shape[0], *[1] * (h.dim() - 2), -1)
-
 def unit_latent(sae, latent: int) -> torch.Tensor:
     "Latent `latent`'s unit decoder direction, float32 on the CPU: (d_in,)."
     return F.normalize(S.latent_vector(sae, latent).tensor.float().cpu(), dim=0)
 
 def steer_rows(net, tokenizer, sae, prompts: Sequence[str], vectors: torch.Tensor, max_new_tokens: int) -> list[str]:
     "One reply per prompt, each generated while adding its own row of `vectors` (n, d_in) at the SAE's site, in one batch."
-    with sl.steer(net, {S.sae_site(sae): RowAdd(vectors)}):
+    with sl.steer(net, {S.sae_site(sae): sl.RowAdd(vectors)}):
         return sl.generate(net, tokenizer, list(prompts), max_new_tokens=max_new_tokens, batch_size=len(prompts))
 
 def read_back(net, tokenizer, sae, prompts: Sequence[str], replies: Sequence[str], latent: int, batch_size: int = 16) -> torch.Tensor:
