@@ -280,8 +280,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                           'steerlab/methods/assistant_axis.py'),
                                                  'steerlab.methods.assistant_axis.assistant_axis': ( 'papers/assistant_axis.html#assistant_axis',
                                                                                                      'steerlab/methods/assistant_axis.py'),
-                                                 'steerlab.methods.assistant_axis.auc': ( 'papers/assistant_axis.html#auc',
-                                                                                          'steerlab/methods/assistant_axis.py'),
                                                  'steerlab.methods.assistant_axis.cap_floors': ( 'papers/assistant_axis.html#cap_floors',
                                                                                                  'steerlab/methods/assistant_axis.py'),
                                                  'steerlab.methods.assistant_axis.capping_plan': ( 'papers/assistant_axis.html#capping_plan',

@@ -90,7 +90,7 @@ def test_ordering_rule_on_noise():
     for draw in range(200):
         near, far = rng.normal(size=6), rng.normal(size=6)
         null = sl.Null.from_draws(A.permuted_auc(near, far, 100, draw), "permuted")
-        hits += _verdict(sl.bootstrap(A.auc, near, far, n_boot=200, seed=draw), null) == "reproduced"
+        hits += _verdict(sl.bootstrap(sl.auroc, near, far, n_boot=200, seed=draw), null) == "reproduced"
     assert hits <= 0.05 * 200, hits
 
 

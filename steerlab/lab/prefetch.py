@@ -60,9 +60,9 @@ def fetch_need(need: Need, dry_run: bool = False) -> str:
     if need.kind == "data":
         from steerlab.data import entry, fetch
         e = entry(need.name)
-        if e.sha256 is None:
-            raise SteerlabError(f"{e.name}: the registry has no sha256 for {e.url or e.path}, so it cannot be fetched and checked")
-        return "data file " + (Path(fetch(e)).name if not dry_run else e.name)
+        if not dry_run: return "data file " + Path(fetch(e)).name  # fetch refuses a file without a sha256
+        if e.sha256 is None: raise SteerlabError(f"{e.name}: the registry has no sha256 for {e.url or e.path}, so it cannot be fetched")
+        return "data file " + e.name
     if need.kind == "sae":
         from steerlab.sae_registry import fetch_sae_file, sae_registry
         entry = sae_registry()[need.name]

@@ -19,9 +19,8 @@ import steerlab as sl
 # %% auto #0
 __all__ = ['AI_SELF_REFERENCE', 'AI_IDENTITY', 'FIGURES', 'persona_design', 'response_activations', 'response_means',
            'label_means', 'assistant_axis', 'persona_pca', 'pc1_alignment', 'default_position', 'n_components',
-           'over_roles', 'permuted_roles', 'shuffled_coordinates', 'auc', 'permuted_auc', 'keyword_role_scores',
-           'ModelJudge', 'identity_options', 'ai_identity_logodds', 'token_projections', 'cap_floors', 'capping_plan',
-           'figures']
+           'over_roles', 'permuted_roles', 'shuffled_coordinates', 'permuted_auc', 'keyword_role_scores', 'ModelJudge',
+           'identity_options', 'ai_identity_logodds', 'token_projections', 'cap_floors', 'capping_plan', 'figures']
 
 # %% ../../nbs/papers/assistant_axis.ipynb #ea15f34e
 def persona_design(roles: list[dict], questions: list[str], prompts_per_role: int, assistant_name: str) -> pd.DataFrame:
@@ -114,15 +113,10 @@ def shuffled_coordinates(role_vectors: torch.Tensor, n: int = 8, seed: int = 0) 
     order = torch.rand(n, *role_vectors.shape, generator=g).argsort(dim=1)
     return role_vectors.float().cpu()[order, torch.arange(role_vectors.shape[1])]
 
-def auc(high, low) -> float:
-    "P(a score in `high` exceeds one in `low`), ties counting half: the AUROC of telling the two groups apart."
-    high, low = np.asarray(high, dtype=float)[:, None], np.asarray(low, dtype=float)[None, :]
-    return float((high > low).mean() + 0.5 * (high == low).mean())
-
 def permuted_auc(high, low, n: int = 8, seed: int = 0) -> list[float]:
     "The AUROC with the two groups' labels permuted across the pooled scores, n draws."
     pooled = torch.as_tensor(np.concatenate([np.asarray(high, dtype=float), np.asarray(low, dtype=float)]))
-    return [auc(draw[:len(high)], draw[len(high):]) for draw in sl.permuted(pooled, n, seed).numpy()]
+    return [sl.auroc(draw[:len(high)], draw[len(high):]) for draw in sl.permuted(pooled, n, seed).numpy()]
 
 # %% ../../nbs/papers/assistant_axis.ipynb #2f3626e2
 AI_SELF_REFERENCE = re.compile(r"\b(I am|I'm|as) an? (AI|artificial intelligence|(large )?language model|assistant|chatbot)\b", re.I)
