@@ -28,7 +28,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "sae": ["load_sae"],
     "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted",
                  "random_subsets"],
-    "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest"],
+    "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest", "top_share", "top_share_claim"],
     "lab.run": ["Run"],
     "lab.figures": ["save_figure"],
 }

@@ -15,7 +15,7 @@ from .errors import SteerlabError
 
 # %% auto #0
 __all__ = ['VERDICTS', 'TOLERANCES', 'COLUMNS', 'STRENGTH', 'Interval', 'bootstrap', 'Null', 'decide', 'tolerance', 'identity',
-           'ClaimTable', 'weakest']
+           'top_share', 'top_share_claim', 'ClaimTable', 'weakest']
 
 # %% ../nbs/10b_claims.ipynb #f2b1fb9d
 VERDICTS = ("reproduced", "same direction", "not reproduced", "not testable at this scale", "not run")
@@ -108,6 +108,21 @@ def identity(error: float, tol: float) -> tuple[str, str]:
     "(verdict, reason) of an identity row: its relative `error` within `tol`."
     if math.isfinite(error) and abs(error) <= tol: return "reproduced", f"identity holds: error {error:.1e} <= tolerance {tol:.0e}"
     return "not reproduced", f"identity fails: error {error:.1e} > tolerance {tol:.0e}"
+
+# %% ../nbs/10b_claims.ipynb #c92284e7
+def top_share(scores, k: int, mass: str = "positive") -> float:
+    "Share of the total carried by the k largest scores: of the positive part (`mass='positive'`) or of |score| (`'abs'`); 0 for k = 0 or no mass."
+    flat = np.asarray(scores, dtype=np.float64).ravel()
+    if mass == "abs": flat = np.abs(flat)
+    elif mass != "positive": raise SteerlabError(f"mass must be 'positive' or 'abs', got {mass!r}")
+    total = flat.clip(min=0).sum()
+    return float(np.sort(flat)[len(flat) - k:].clip(min=0).sum() / total) if k > 0 and total > 0 else 0.0
+
+def top_share_claim(scores_of: Callable[[np.ndarray], object], n_items: int, control_scores: Sequence, k: int,
+                    what: str, mass: str = "positive", n_boot: int = 2000, seed: int = 0) -> tuple[Interval, Null]:
+    "The top-k share of `scores_of(item indices)`, bootstrapped over the items (the top k re-selected on each resample), and its null: the same share of each control's scores (`what` names the controls)."
+    effect = bootstrap(lambda idx: top_share(scores_of(idx.astype(int)), k, mass), np.arange(n_items), n_boot=n_boot, seed=seed)
+    return effect, Null.from_draws([top_share(s, k, mass) for s in control_scores], what)
 
 # %% ../nbs/10b_claims.ipynb #f2062447
 COLUMNS = ("claim", "paper", "metric", "this_run", "null", "scale", "verdict", "reason")

@@ -169,31 +169,40 @@ def perplexity(model, tokenizer, texts: Sequence[str], prompts: Sequence[str] | 
 
 # %% ../nbs/10_evals.ipynb #fddd6d77
 @torch.no_grad()
-def next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 16) -> torch.Tensor:
-    "Log-probabilities of the token after each prompt: (n_prompts, vocab)."
+def next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 16,
+                        plans: Sequence[dict | None] | None = None, positions="all") -> torch.Tensor:
+    "Log-probabilities of the token after each prompt, row i steered by `plans[i]` at `positions`: (n_prompts, vocab)."
     prompts = _strings(prompts, "prompts")
+    plans = _row_plans(plans, len(prompts))
     special = _add_special_tokens(tokenizer, prompts)
     device = next(model.parameters()).device
     n_tokens = _token_counts(tokenizer, prompts, special)
     for i, prompt in enumerate(prompts):
         if not n_tokens[prompt]: raise ValueError(f"prompt {i} tokenizes to nothing: there is no next token to predict")
     results = [None] * len(prompts)
-    for chunk, rows_of in _prompt_chunks(prompts, batch_size, n_tokens):
+    keys = None if plans is None else [(prompt, id(plan)) for prompt, plan in zip(prompts, plans)]
+    chunks = _prompt_chunks(prompts, batch_size, n_tokens, keys)
+    for chunk, rows_of in tqdm(chunks, desc="scoring", disable=len(chunks) <= 4, leave=False):
         batch = encode_batch(tokenizer, chunk, device=device, add_special_tokens=special)
-        logprobs = _prompt_pass(model, batch, use_cache=False).logits[:, -1].float().log_softmax(-1).cpu()  # (chunk, vocab)
+        with _plans_on(model, plans, positions, rows_of, torch.arange(len(chunk))):
+            logprobs = _prompt_pass(model, batch, use_cache=False).logits[:, -1].float().log_softmax(-1).cpu()  # (chunk, vocab)
         for row, rows in enumerate(rows_of):
             for i in rows: results[i] = logprobs[row]
     return torch.stack(results)
+
+def _row_plans(plans, n: int) -> list | None:
+    "`plans` as a list of one plan (or None) per row, checked against the `n` rows."
+    if plans is None: return None
+    plans = list(plans)
+    if len(plans) != n: raise ValueError(f"{n} prompts but {len(plans)} plans")
+    return plans
 
 def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuations: Sequence[str],
                           plans: Sequence[dict | None] | None = None, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
     "Log-probability of each token of each row's continuation after its prompt, row i steered by `plans[i]` at `positions`: one (n_tokens,) tensor per row."
     prompts, continuations = _strings(prompts, "prompts"), _strings(continuations, "continuations")
     if len(prompts) != len(continuations): raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
-    if plans is not None:
-        plans = list(plans)
-        if len(plans) != len(prompts): raise ValueError(f"{len(prompts)} prompts but {len(plans)} plans")
-    return _score_completions(model, tokenizer, prompts, continuations, batch_size, plans, positions)
+    return _score_completions(model, tokenizer, prompts, continuations, batch_size, _row_plans(plans, len(prompts)), positions)
 
 # %% ../nbs/10_evals.ipynb #1418b52b
 def _option_lists(options, n_prompts: int) -> list[list[str]]:
@@ -209,12 +218,15 @@ def _option_lists(options, n_prompts: int) -> list[list[str]]:
     if len(counts) > 1: raise ValueError(f"every prompt needs the same number of options, got {sorted(counts)}")
     return per_prompt
 
-def option_logprobs(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16) -> torch.Tensor:
-    "Total log-probability of each option's tokens after its prompt: (n_prompts, n_options)."
+def option_logprobs(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16,
+                    plans: Sequence[dict | None] | None = None, positions="all") -> torch.Tensor:
+    "Total log-probability of each option's tokens after its prompt, prompt i steered by `plans[i]` at `positions`: (n_prompts, n_options)."
     prompts = _strings(prompts, "prompts")
     per_prompt = _option_lists(options, len(prompts))
-    pairs = [(prompt, option) for prompt, opts in zip(prompts, per_prompt) for option in opts]
-    scores = _score_completions(model, tokenizer, [p for p, _ in pairs], [o for _, o in pairs], batch_size)
+    plans = _row_plans(plans, len(prompts))
+    pairs = [(i, option) for i, opts in enumerate(per_prompt) for option in opts]
+    scores = _score_completions(model, tokenizer, [prompts[i] for i, _ in pairs], [o for _, o in pairs], batch_size,
+                                None if plans is None else [plans[i] for i, _ in pairs], positions)
     return torch.stack([s.sum() for s in scores]).view(len(prompts), -1)
 
 def option_probs(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16) -> torch.Tensor:

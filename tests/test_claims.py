@@ -26,18 +26,35 @@ def test_noise_does_not_clear_a_null_of_noise(sign, n_items):
     assert np.mean([v != "not reproduced" for v in verdicts]) <= 0.05
 
 
-@pytest.mark.parametrize("k", [1, 11])
-def test_top_k_share_of_noise_scores_does_not_beat_permuted_scores(k):
-    "A selection claim ('a few heads carry the writes') on i.i.d. noise scores, against the same rule on random scores."
-    rng = np.random.default_rng(k)
-    def top_share(scores): return np.sort(np.abs(scores))[::-1][:k].sum() / np.abs(scores).sum()
-    passes = 0
-    for _ in range(DRAWS // 2):
-        scores = rng.normal(size=270)
-        effect = sl.bootstrap(top_share, scores, n_boot=100, seed=int(rng.integers(1 << 30)))
-        null = sl.Null.from_draws([top_share(rng.normal(size=270)) for _ in range(8)], "the same rule on noise scores")
-        passes += decide(effect, null)[0] == "reproduced"
-    assert passes / (DRAWS // 2) <= 0.05
+def test_top_share_of_noise_writes_does_not_clear_random_directions():
+    "ThinkEdit's C2 rule: the top-k share of the positive writes of heads of unequal norms, against the same rule along random directions."
+    passed = 0
+    for seed in range(100):
+        g = torch.Generator().manual_seed(seed)
+        head_scale = torch.rand(30, 9, generator=g) * 3  # heads of unequal output norms, as in a model
+        writes = torch.randn(6, 30, 9, generator=g) * head_scale  # (n_short, n_layers, n_heads) along the "short" direction
+        controls = (torch.randn(8, 6, 30, 9, generator=g) * head_scale).mean(1)  # mean writes along random directions
+        effect, null = sl.top_share_claim(lambda idx: writes[idx].mean(0), 6, controls, 11, "noise", n_boot=200, seed=seed)
+        passed += decide(effect, null, form=effect.value > 0.5)[0] == "reproduced"
+    assert passed <= 5, passed
+
+
+def test_top_abs_share_of_noise_scores_does_not_clear_random_directions():
+    "Steer2Edit's C1 rule: the top-m |g| share, bootstrapped over probe items, against the same share of random-direction scores."
+    passed = 0
+    for seed in range(100):
+        g = torch.Generator().manual_seed(seed)
+        scale = torch.rand(30, 9, generator=g) + 0.2  # components of unequal typical |g|
+        per_item = torch.randn(12, 30, 9, generator=g) * scale  # (n_probe, ...) noise scores per probe item
+        controls = [torch.randn(30, 9, generator=g) * scale / 12 ** 0.5 for _ in range(8)]  # noise of the mean's spread
+        effect, null = sl.top_share_claim(lambda idx: per_item[idx].mean(0), 12, controls, 20, "noise", mass="abs", n_boot=200, seed=seed)
+        passed += decide(effect, null)[0] == "reproduced"
+    assert passed <= 5, passed
+
+
+def test_top_share_masses():
+    assert sl.top_share([3.0, -1.0, 1.0], 2) == 1.0 and sl.top_share([3.0, -1.0, 1.0], 2, mass="abs") == 0.8
+    with pytest.raises(SteerlabError, match="mass must be"): sl.top_share([1.0], 1, mass="signed")
 
 
 def test_auroc_of_noise_against_permuted_labels():

@@ -5,9 +5,8 @@ import pytest
 import torch
 
 import steerlab as sl
-from steerlab.methods.steer2edit import (activation_plan, component_weights, concentration_claim, edited, head_attributions,
-                                         head_scores, neuron_scores, plan_edits, probe_stats, random_like, steering_plan,
-                                         top_abs_share)
+from steerlab.methods.steer2edit import (activation_plan, component_weights, edited, head_attributions, head_scores, module_gap,
+                                         neuron_scores, plan_edits, probe_stats, random_like, resampled_attributions, steering_plan)
 
 SLUG = "steer2edit"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(n_probe=6, probe_tokens=12, n_eval=4, n_utility=2, utility_tokens=12, n_generate=0,
@@ -46,19 +45,6 @@ def test_steer2edit_other_values_bf16(other_run):
     other_run.paper_table(("tradeoff", "attribution"))
 
 
-def test_concentration_rule_does_not_pass_noise():
-    "C1's rule (top-m |g| share, bootstrapped, against the same share on random-direction scores) on pure noise."
-    passed = 0
-    for seed in range(100):
-        g = torch.Generator().manual_seed(seed)
-        scale = torch.rand(30, 9, generator=g) + 0.2  # components of unequal typical |g|
-        per_item = torch.randn(12, 30, 9, generator=g) * scale  # (n_probe, ...) noise "scores" per probe prompt
-        controls = [torch.randn(30, 9, generator=g) * scale / 12 ** 0.5 for _ in range(8)]  # noise of the mean's spread
-        effect, null = concentration_claim(lambda idx: top_abs_share(per_item[idx].mean(0), 20), 12, controls, 20, seed=seed, n_boot=200)
-        passed += sl.decide(effect, null, form=True)[0] == "reproduced"
-    assert passed <= 5, passed
-
-
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])  # the families of the smoke and paper profiles
 def test_method_functions_bf16(arch):
     tok = sl.load_tokenizer()
@@ -79,11 +65,13 @@ def test_method_functions_bf16(arch):
         with edited(model, edits): weight_form = model(ids).logits.float()
         with sl.steer(model, activation_plan(edits)): hook_form = model(ids).logits.float()
         assert (weight_form - hook_form).abs().max() / hook_form.abs().max() < sl.tolerance(torch.bfloat16)
+        assert module_gap(model, edits, ids) < sl.tolerance(torch.bfloat16)
         assert torch.equal(model(ids).logits.float(), before)
         control = random_like(model, edits, torch.Generator().manual_seed(0))
         with edited(model, control): assert model(ids).logits.isfinite().all()
         with sl.steer(model, steering_plan(stats, 0.5)): assert model(ids).logits.isfinite().all()
-    effect, null = concentration_claim(lambda idx: top_abs_share(g_head, 2), 2, [torch.randn_like(g_head) for _ in range(8)], 2)
+    g_head_of, _ = resampled_attributions(weights, stats.items)
+    effect, null = sl.top_share_claim(g_head_of, 2, [torch.randn_like(g_head) for _ in range(8)], 2, "noise", mass="abs")
     assert np.isfinite([effect.value, effect.lo, effect.hi]).all()
 
 

@@ -47,10 +47,10 @@ def opening_ids(tokenizer, words: Sequence[str]) -> list[int]:
     return ids
 
 def alignment_logits(model, tokenizer, prompts: Sequence[str], refuse_ids: Sequence[int], comply_ids: Sequence[int],
-                     batch_size: int = 16) -> torch.Tensor:
-    "log P(refusal openings) − log P(compliance openings) at the first answer token of each chat-formatted prompt: (n,)."
+                     batch_size: int = 16, plans: Sequence[dict | None] | None = None) -> torch.Tensor:
+    "log P(refusal openings) − log P(compliance openings) at the first answer token of each chat-formatted prompt (row i steered by `plans[i]`): (n,)."
     if set(refuse_ids) & set(comply_ids): raise ValueError("a token cannot open both a refusal and compliance")
-    logprobs = sl.next_token_logprobs(model, tokenizer, prompts, batch_size)  # (n, vocab)
+    logprobs = sl.next_token_logprobs(model, tokenizer, prompts, batch_size, plans=plans)  # (n, vocab)
     return logprobs[:, list(refuse_ids)].logsumexp(-1) - logprobs[:, list(comply_ids)].logsumexp(-1)
 
 # %% ../../nbs/papers/repe_tradeoffs.ipynb #42931ae7

@@ -16,10 +16,10 @@ import torch.nn.functional as F
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['ATTN_SITE', 'MLP_SITE', 'ProbeStats', 'probe_stats', 'component_weights', 'head_attributions', 'neuron_attributions',
-           'attributions', 'head_scores', 'neuron_scores', 'top_abs_share', 'concentration_claim', 'elastic_net_lambda',
-           'Rank1Edit', 'plan_edits', 'random_like', 'edited', 'activation_plan', 'edit_table', 'steering_plan',
-           'matched_gain', 'figures']
+__all__ = ['ATTN_SITE', 'MLP_SITE', 'ProbeStats', 'probe_stats', 'component_weights', 'head_writes', 'head_attributions',
+           'neuron_attributions', 'attributions', 'head_scores', 'neuron_scores', 'resampled_attributions',
+           'elastic_net_lambda', 'Rank1Edit', 'plan_edits', 'random_like', 'edited', 'activation_plan', 'module_gap',
+           'edit_table', 'steering_plan', 'matched_gain', 'figures']
 
 # %% ../../nbs/papers/steer2edit.ipynb #ee8b2eec
 @dataclass
@@ -59,10 +59,13 @@ def component_weights(model) -> tuple[torch.Tensor, torch.Tensor]:
     return (torch.stack([W(L, "o_proj").view(d["d_model"], d["n_heads"], d["d_head"]) for L in range(d["n_layers"])]),
             W_down / W_down.norm(dim=1, keepdim=True).clamp(min=1e-12))
 
+def head_writes(W_O: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    "Each head's write W_O^h z_h, float32: z (..., n_layers, n_heads, d_head) -> (..., n_layers, n_heads, d_model)."
+    return torch.einsum("lmhk,...lhk->...lhm", W_O, z.float())
+
 def head_attributions(W_O: torch.Tensor, v_attn: torch.Tensor, z_mean: torch.Tensor) -> torch.Tensor:
     "g_head (n_layers, n_heads) = cos(v_L, W_O^h z̄_h), float32."
-    writes = torch.einsum("lmhk,lhk->lhm", W_O, z_mean.float())  # (n_layers, n_heads, d_model): each head's mean write
-    return F.cosine_similarity(writes, v_attn.float()[:, None], dim=-1)
+    return F.cosine_similarity(head_writes(W_O, z_mean), v_attn.float()[:, None], dim=-1)
 
 def neuron_attributions(W_down_unit: torch.Tensor, v_mlp: torch.Tensor, act_mean: torch.Tensor) -> torch.Tensor:
     "g_neuron (n_layers, d_mlp) = cos(v_L, w_n ā_n) = sign(ā_n)·v̂_L·ŵ_n, float32."
@@ -84,17 +87,16 @@ def neuron_scores(model, stats: ProbeStats) -> torch.Tensor:
     "g[L, n] = cos(v̂_L, w_n ā_n) for every MLP neuron: (n_layers, d_mlp)."
     return attributions(component_weights(model), _vectors(stats.v_attn), stats.z_mean, _vectors(stats.v_mlp), stats.act_mean)[1]
 
-def top_abs_share(scores, m: int) -> float:
-    "Share of Σ|g| carried by the m components of largest |g| (0 for m = 0)."
-    flat = np.abs(np.asarray(scores, dtype=np.float64)).ravel()
-    return float(np.sort(flat)[len(flat) - m:].sum() / flat.sum()) if m > 0 and flat.sum() > 0 else 0.0
-
-def concentration_claim(statistic, n_items: int, control_scores: list, m: int, seed: int = 0,
-                        n_boot: int = 500) -> tuple[sl.Interval, sl.Null]:
-    "C1: the top-m |g| share, `statistic(item indices)`, bootstrapped over probe prompts, against the same share of each control's scores."
-    effect = sl.bootstrap(lambda idx: statistic(idx.astype(int)), np.arange(n_items), seed=seed, n_boot=n_boot)
-    null = sl.Null.from_draws([top_abs_share(g, m) for g in control_scores], "scores against random directions, same selection size")
-    return effect, null
+def resampled_attributions(weights, items: dict) -> tuple:
+    "(g_head(idx), g_neuron(idx)): the attributions from the probe items `idx` (`ProbeStats.items`), each item's writes computed once."
+    writes = head_writes(weights[0], items["z"])  # (n, n_layers, n_heads, d_model)
+    projections = torch.einsum("ilm,lmn->iln", items["v_mlp"].float(), weights[1])  # (n, n_layers, d_mlp): v_L·ŵ_n per item
+    def g_head(idx) -> torch.Tensor:
+        return F.cosine_similarity(writes[idx].mean(0), items["v_attn"][idx].mean(0).float()[:, None], dim=-1)
+    def g_neuron(idx) -> torch.Tensor:  # v̂·ŵ = (mean of v_i·ŵ) / ‖v̄‖
+        norm = items["v_mlp"][idx].mean(0).float().norm(dim=-1, keepdim=True)
+        return projections[idx].mean(0) / norm * items["act"][idx].mean(0).float().sign()
+    return g_head, g_neuron
 
 # %% ../../nbs/papers/steer2edit.ipynb #647f20a7
 def elastic_net_lambda(g: torch.Tensor, rho: float, alpha: float) -> torch.Tensor:
@@ -155,6 +157,30 @@ def activation_plan(edits: list[Rank1Edit]) -> dict:
         if e.kind == "head": plan[f"blocks.{e.layer}.attn.hook_z"].append(sl.HeadRank1(e.index, e.u, e.k, e.lam))
         else: plan[f"blocks.{e.layer}.mlp.hook_post"].append(sl.NeuronRank1(e.index, e.u, e.lam))
     return dict(plan)
+
+@torch.no_grad()
+def module_gap(model, edits: list[Rank1Edit], input_ids: torch.Tensor) -> float:
+    "Largest gap, relative to the output's largest |value|, between each edited o_proj/down_proj under the weight edit and the unedited module plus the edits' activation form (`write` of HeadRank1/NeuronRank1, in float32), on the same inputs."
+    D = sl.dims(model)
+    groups = defaultdict(list)
+    for e in edits: groups[e.layer, "o_proj" if e.kind == "head" else "down_proj"].append(e)
+    ratios = []
+    def compare(weight: torch.Tensor, interventions: list, heads: bool):
+        def hook(module, args, out):
+            x = args[0].float()  # (batch, seq, n_heads·d_head) or (batch, seq, d_mlp)
+            form = F.linear(x, weight.float(), None if module.bias is None else module.bias.float())
+            for iv in interventions: form = iv.write(x.unflatten(-1, (D["n_heads"], D["d_head"])) if heads else x, form, None)
+            ratios.append(((out.float() - form).abs().max() / form.abs().max()).item())
+        return hook
+    modules = {key: sl.submodule(model, *key) for key in groups}
+    unedited = {key: m.weight.detach().clone() for key, m in modules.items()}
+    with edited(model, edits):
+        handles = [modules[key].register_forward_hook(compare(unedited[key], *activation_plan(group).values(), key[1] == "o_proj"))
+                   for key, group in groups.items()]
+        try: model(input_ids)
+        finally:
+            for handle in handles: handle.remove()
+    return max(ratios)
 
 def edit_table(edits: list[Rank1Edit]) -> pd.DataFrame:
     "One row per edit: kind, layer, index, score g, λ."

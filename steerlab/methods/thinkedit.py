@@ -15,9 +15,9 @@ from torch import nn
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_writes', 'head_scores', 'top_heads', 'top_share',
-           'top_share_claim', 'think_edit', 'think_edit_plan', 'random_head_edits', 'apply_head_edits', 'end_logprobs',
-           'final_number', 'is_correct', 'figures']
+__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_writes', 'head_scores', 'top_heads',
+           'think_edit', 'think_edit_plan', 'random_head_edits', 'head_edits_plan', 'end_logprobs', 'final_number',
+           'is_correct', 'figures']
 
 # %% ../../nbs/papers/thinkedit.ipynb #d60f0ccf
 def response_lengths(tokenizer, responses: list[str]) -> np.ndarray:
@@ -68,19 +68,6 @@ def top_heads(scores: torch.Tensor, k: int) -> list[tuple[int, int]]:
     order = scores.flatten().argsort(descending=True)[:k].tolist()
     return [divmod(i, scores.shape[1]) for i in order]
 
-def top_share(scores, k: int) -> float:
-    "Share of all positive head writes carried by the k largest scores (0 when no write is positive)."
-    flat = np.asarray(scores, dtype=np.float64).ravel()
-    positive = flat.clip(min=0).sum()
-    return float(np.sort(flat)[-k:].clip(min=0).sum() / positive) if positive > 0 else 0.0
-
-def top_share_claim(writes: torch.Tensor, control_writes: torch.Tensor, k: int, seed: int = 0) -> tuple[sl.Interval, sl.Null]:
-    "C2: the top-k share of the mean (n, n_layers, n_heads) writes, bootstrapped over examples, and its null under the (n_draws, n, ...) control writes."
-    share = lambda w: top_share(np.asarray(w).mean(0), k)  # the top k re-selected on every resample
-    effect = sl.bootstrap(share, writes, seed=seed)
-    null = sl.Null.from_draws([share(w) for w in control_writes], "writes along random directions, same rule")
-    return effect, null
-
 # %% ../../nbs/papers/thinkedit.ipynb #ca657392
 def think_edit(model: nn.Module, heads: list[tuple[int, int]], short_dirs: torch.Tensor) -> sl.Edits:
     "Remove each head's write along its layer's unit short direction (ThinkEdit's o_proj edit); reversible."
@@ -106,18 +93,20 @@ def random_head_edits(model: nn.Module, heads: list[tuple[int, int]], norms: lis
     factors = [sl.random_rank1(D["d_model"], D["d_head"], norm, n=n, seed=seed + i) for i, norm in enumerate(norms)]
     return [[(layer, head, u[j], k[j]) for (layer, head), (u, k) in zip(heads, factors)] for j in range(n)]
 
-def apply_head_edits(model: nn.Module, edits: list[tuple]) -> sl.Edits:
-    "Apply one draw of `random_head_edits`; reversible."
-    return sl.Edits(sl.edit_head(model, layer, head, u, k) for layer, head, u, k in edits)
+def head_edits_plan(edits: list[tuple]) -> dict:
+    "The activation form of one draw of `random_head_edits`: one `HeadRank1` per head at its layer's `attn.hook_z`."
+    plan = {}
+    for layer, head, u, k in edits: plan.setdefault(f"blocks.{layer}.attn.hook_z", []).append(sl.HeadRank1(head, u, k))
+    return plan
 
 # %% ../../nbs/papers/thinkedit.ipynb #2c23cf4a
-def end_logprobs(model: nn.Module, tokenizer, prompts: list[str], responses: list[str],
-                 batch_size: int = 16, system: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    "Per example: (log P(end of turn | prompt + response), mean log-prob of the response tokens), teacher-forced."
-    nll = sl.token_nll(model, tokenizer, [r + tokenizer.eos_token for r in responses], sl.format_prompts(tokenizer, prompts, system=system),
-                    batch_size=batch_size)
-    stop = np.array([-x[-1].item() for x in nll])
-    tokens = np.array([-x[:-1].mean().item() if len(x) > 1 else np.nan for x in nll])
+def end_logprobs(model: nn.Module, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 16,
+                 system: str | None = None, plans: list[dict | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    "Per example (row i steered by `plans[i]`): (log P(end of turn | prompt + response), mean log-prob of the response tokens), teacher-forced."
+    logprobs = sl.continuation_logprobs(model, tokenizer, sl.format_prompts(tokenizer, prompts, system=system),
+                                        [r + tokenizer.eos_token for r in responses], plans=plans, batch_size=batch_size)
+    stop = np.array([x[-1].item() for x in logprobs])
+    tokens = np.array([x[:-1].mean().item() if len(x) > 1 else np.nan for x in logprobs])
     return stop, tokens
 
 def final_number(text: str) -> float | None:
