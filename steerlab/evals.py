@@ -4,9 +4,10 @@
 
 # %% ../nbs/10_evals.ipynb #a4f004ab
 from __future__ import annotations
-import contextlib, inspect
+import contextlib, inspect, re
 from typing import Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -16,7 +17,8 @@ from .steering import steer
 
 # %% auto #0
 __all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs',
-           'continuation_logprobs', 'option_logprobs', 'option_probs', 'is_refusal', 'refusal_score', 'auroc']
+           'continuation_logprobs', 'option_logprobs', 'option_probs', 'is_refusal', 'refusal_score', 'final_number',
+           'is_correct', 'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def _strings(items, name: str) -> list[str]:
@@ -245,6 +247,21 @@ def is_refusal(text: str, substrings: Sequence[str] = REFUSAL_SUBSTRINGS) -> boo
 def refusal_score(texts: Sequence[str], substrings: Sequence[str] = REFUSAL_SUBSTRINGS) -> list[bool]:
     "`is_refusal` of each text."
     return [is_refusal(t, substrings) for t in _strings(texts, "texts")]
+
+# %% ../nbs/10_evals.ipynb #08eb49d2
+def final_number(text: str) -> float | None:
+    "The last number in `text` (commas dropped), or None."
+    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
+    return float(numbers[-1].replace(",", "")) if numbers else None
+
+def is_correct(text: str, answer: str) -> bool:
+    "Whether the response's last number equals the reference answer."
+    value = final_number(text)
+    return value is not None and abs(value - float(answer)) < 1e-6
+
+def response_lengths(tokenizer, responses: Sequence[str]) -> np.ndarray:
+    "Length of each response in tokens (re-tokenized, no special tokens)."
+    return np.array([len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses], dtype=int)
 
 # %% ../nbs/10_evals.ipynb #310b3c0b
 def auroc(pos_scores, neg_scores) -> float:

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/papers/thinkedit.ipynb #99378056
 from __future__ import annotations
-import re
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,15 +14,10 @@ from torch import nn
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['CONDITIONS', 'response_lengths', 'length_groups', 'loo_auroc', 'head_writes', 'head_scores', 'top_heads',
-           'think_edit', 'think_edit_plan', 'random_head_edits', 'head_edits_plan', 'end_logprobs', 'final_number',
-           'is_correct', 'figures']
+__all__ = ['CONDITIONS', 'length_groups', 'loo_auroc', 'head_writes', 'head_scores', 'top_heads', 'think_edit', 'think_edit_plan',
+           'random_head_edits', 'head_edits_plan', 'end_logprobs', 'figures']
 
 # %% ../../nbs/papers/thinkedit.ipynb #d60f0ccf
-def response_lengths(tokenizer, responses: list[str]) -> np.ndarray:
-    "Length of each response in tokens."
-    return np.array([len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in responses])
-
 def length_groups(lengths, quantile: float = 0.25, short_max: int | None = None,
                   long_min: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     "Boolean masks (short, long): the shortest and longest `quantile` of responses, or lengths below/above the thresholds."
@@ -108,16 +102,6 @@ def end_logprobs(model: nn.Module, tokenizer, prompts: list[str], responses: lis
     stop = np.array([x[-1].item() for x in logprobs])
     tokens = np.array([x[:-1].mean().item() if len(x) > 1 else np.nan for x in logprobs])
     return stop, tokens
-
-def final_number(text: str) -> float | None:
-    "The last number in `text` (commas dropped), or None."
-    numbers = re.findall(r"-?\d[\d,]*(?:\.\d+)?", text)
-    return float(numbers[-1].replace(",", "")) if numbers else None
-
-def is_correct(text: str, answer: str) -> bool:
-    "Whether the response's last number equals the reference answer."
-    value = final_number(text)
-    return value is not None and abs(value - float(answer)) < 1e-6
 
 # %% ../../nbs/papers/thinkedit.ipynb #e61ce2ca
 CONDITIONS = ["thinkedit", "random_edit"]
