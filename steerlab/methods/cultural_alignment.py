@@ -6,6 +6,7 @@
 from __future__ import annotations
 import ast
 import random
+import re
 from typing import Sequence
 
 import numpy as np
@@ -26,8 +27,8 @@ FORMAT_KEYS = ("choice_format", "direction_format", "response_format")
 BASE_FORMAT = ("letters", "ascending", "identifier_only")  # the usual multiple-choice survey prompt: the persona arm's format
 
 def _literal(text):
-    "A Python literal written in the authors' CSV files (their NaN as None)."
-    return ast.literal_eval(text.replace("nan", "None")) if isinstance(text, str) else text
+    "A Python literal written in the authors' CSV files (their bare `nan` as None)."
+    return ast.literal_eval(re.sub(r"\bnan\b", "None", text)) if isinstance(text, str) else text
 
 def survey_items(table: pd.DataFrame) -> pd.DataFrame:
     "The authors' format rows parsed: question, options as shown, labels without the dot, each shown option's scale position on 0–1, the three format keys, and each country's mean answer."
