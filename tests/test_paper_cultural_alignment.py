@@ -52,6 +52,8 @@ def test_answers_and_controls(smoke_run):
     assert np.allclose(spreads.set_index("question_idx").format_sd, by_format.loc[spreads.question_idx], atol=1e-5)
     assert results["n_null_draws"] == smoke_run.manifest["params"]["n_permutations"] >= sl.controls.MIN_DRAWS
     assert results["n_prompts"] == (8 + len(personas)) * n_q and abs(results["human_between_country_sd"] - 0.1143) < 1e-3
+    identifier = answers[(answers.kind == "persona") | answers.condition.str.endswith("/identifier_only")]
+    assert len(identifier) == (4 + len(personas)) * n_q and 0 <= results["first_option_share"] <= 1
 
 
 @pytest.mark.notebook
