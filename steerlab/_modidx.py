@@ -133,6 +133,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'steerlab.evals.is_correct': ('evals.html#is_correct', 'steerlab/evals.py'),
                                 'steerlab.evals.is_refusal': ('evals.html#is_refusal', 'steerlab/evals.py'),
                                 'steerlab.evals.next_token_logprobs': ('evals.html#next_token_logprobs', 'steerlab/evals.py'),
+                                'steerlab.evals.option_entropy': ('evals.html#option_entropy', 'steerlab/evals.py'),
                                 'steerlab.evals.option_logprobs': ('evals.html#option_logprobs', 'steerlab/evals.py'),
                                 'steerlab.evals.option_probs': ('evals.html#option_probs', 'steerlab/evals.py'),
                                 'steerlab.evals.perplexity': ('evals.html#perplexity', 'steerlab/evals.py'),
