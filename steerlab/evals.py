@@ -237,8 +237,8 @@ def option_probs(model, tokenizer, prompts: Sequence[str], options, batch_size: 
 
 # %% ../nbs/10_evals.ipynb #0a5176bc
 def option_entropy(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16,
-                   plans: Sequence[dict | None] | None = None, positions="all") -> tuple[torch.Tensor, torch.Tensor]:
-    "Each prompt's distribution over its options, normalised, and its entropy in nats, prompt i steered by `plans[i]`: ((n_prompts, n_options), (n_prompts,))."
+                   plans: Sequence[dict | None] | None = None, positions="all") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Each prompt's distribution over its options (normalised), its entropy in nats, and the probability the options held before normalising, prompt i steered by `plans[i]`: ((n_prompts, n_options), (n_prompts,), (n_prompts,))."
     prompts = _strings(prompts, "prompts")
     per_prompt = _option_lists(options, len(prompts))
     ids = [[tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in per_prompt]
@@ -247,7 +247,7 @@ def option_entropy(model, tokenizer, prompts: Sequence[str], options, batch_size
         logprobs = logprobs.gather(1, torch.tensor([[t[0] for t in row] for row in ids]))  # (n, n_options)
     else: logprobs = option_logprobs(model, tokenizer, prompts, per_prompt, batch_size * len(per_prompt[0]), plans, positions)
     probs = logprobs.float().softmax(-1)  # (n, n_options)
-    return probs, torch.special.entr(probs).sum(-1)
+    return probs, torch.special.entr(probs).sum(-1), logprobs.float().logsumexp(-1).exp()
 
 # %% ../nbs/10_evals.ipynb #a0d98afd
 REFUSAL_SUBSTRINGS = ("I'm sorry", "I am sorry", "I apologize", "As an AI", "As a language model", "As an assistant",

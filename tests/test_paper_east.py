@@ -22,6 +22,7 @@ def test_episodes_and_controls(smoke_run):
     assert len(episodes) == n_conditions * params["n_eval"] and episodes.groupby(["direction", "beta", "draw"]).size().eq(params["n_eval"]).all()
     assert set(episodes.direction) == {"none", "east", "random"} and (episodes[episodes.direction == "random"].beta == params["strength"]).all()
     assert episodes.entropy.between(0, np.log(params["n_arms"]) + 1e-5).all() and episodes.arms_tried.between(1, params["n_arms"]).all()
+    assert episodes.label_mass.between(0, 1).all()
     steps = pd.read_csv(smoke_run.folder / "results" / "steps.csv")
     assert len(steps) == len(episodes) * params["horizon"] and (steps.regret >= 0).all()
     first = steps[steps.step == 0].groupby(["direction", "beta", "draw"]).entropy.nunique()
@@ -104,5 +105,5 @@ def test_method_on_bf16_tiny_model(arch):
     u = entropy_weighted_direction(torch.as_tensor(states).float().reshape(len(played), -1), played.entropy.to_numpy())
     assert u.shape == (d,) and torch.isfinite(u).all()
     prompt = bandit_prompt(tokenizer, [(1, 0)], 3, "buttons")
-    probs, entropy = sl.option_entropy(net, tokenizer, [prompt], [f" {label}" for label in arm_labels(3)])
-    assert probs.shape == (1, 3) and abs(float(probs.sum()) - 1) < 1e-3 and 0 <= float(entropy[0]) <= np.log(3) + 1e-3
+    probs, entropy, mass = sl.option_entropy(net, tokenizer, [prompt], [f" {label}" for label in arm_labels(3)])
+    assert probs.shape == (1, 3) and abs(float(probs.sum()) - 1) < 1e-3 and 0 <= float(entropy[0]) <= np.log(3) + 1e-3 and 0 < float(mass[0]) <= 1
