@@ -23,7 +23,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "data": ["fetch", "load", "serve_mirror", "files_for"],
     "vectors": ["Vector", "hash_data", "save_vectors", "load_vectors", "diff_in_means", "pca_direction",
                 "probe_direction", "lda_direction", "export_gguf", "import_gguf"],
-    "evals": ["token_nll", "perplexity", "option_logprobs", "option_probs", "next_token_logprobs", "continuation_logprobs",
+    "evals": ["token_nll", "perplexity", "option_logprobs", "option_probs", "option_entropy", "next_token_logprobs", "continuation_logprobs",
               "auroc", "is_refusal", "refusal_score", "final_number", "is_correct", "response_lengths"],
     "sae": ["load_sae"],
     "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted",

@@ -17,8 +17,8 @@ from .steering import steer
 
 # %% auto #0
 __all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs',
-           'continuation_logprobs', 'option_logprobs', 'option_probs', 'is_refusal', 'refusal_score', 'final_number',
-           'is_correct', 'response_lengths', 'auroc']
+           'continuation_logprobs', 'option_logprobs', 'option_probs', 'option_entropy', 'is_refusal', 'refusal_score',
+           'final_number', 'is_correct', 'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def _strings(items, name: str) -> list[str]:
@@ -234,6 +234,20 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options, batch_siz
 def option_probs(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16) -> torch.Tensor:
     "Probability of each option, normalised over the options: (n_prompts, n_options)."
     return option_logprobs(model, tokenizer, prompts, options, batch_size).softmax(-1)
+
+# %% ../nbs/10_evals.ipynb #0a5176bc
+def option_entropy(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16,
+                   plans: Sequence[dict | None] | None = None, positions="all") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Each prompt's distribution over its options (normalised), its entropy in nats, and the probability the options held before normalising, prompt i steered by `plans[i]`: ((n_prompts, n_options), (n_prompts,), (n_prompts,))."
+    prompts = _strings(prompts, "prompts")
+    per_prompt = _option_lists(options, len(prompts))
+    ids = [[tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in per_prompt]
+    if all(len(t) == 1 for row in ids for t in row) and all(len({t[0] for t in row}) == len(row) for row in ids):
+        logprobs = next_token_logprobs(model, tokenizer, prompts, batch_size, plans, positions)  # (n, vocab)
+        logprobs = logprobs.gather(1, torch.tensor([[t[0] for t in row] for row in ids]))  # (n, n_options)
+    else: logprobs = option_logprobs(model, tokenizer, prompts, per_prompt, batch_size * len(per_prompt[0]), plans, positions)
+    probs = logprobs.float().softmax(-1)  # (n, n_options)
+    return probs, torch.special.entr(probs).sum(-1), logprobs.float().logsumexp(-1).exp()
 
 # %% ../nbs/10_evals.ipynb #a0d98afd
 REFUSAL_SUBSTRINGS = ("I'm sorry", "I am sorry", "I apologize", "As an AI", "As a language model", "As an assistant",
