@@ -90,20 +90,14 @@ def single_token_ids(tokenizer, answers: Sequence[str]) -> list[int] | None:
     return flat if len(flat) == len(answers) == len(set(flat)) else None
 
 def answer_probs(model, tokenizer, prompts: Sequence[str], targets: Sequence[Sequence[str]], batch_size: int = 16) -> list[np.ndarray]:
-    "Probability of each prompt's answers, normalised over them: one array per prompt (answer lists may differ in length). One-token answers are read from one next-token distribution, longer ones scored as continuations."
+    "Probability of each prompt's answers, normalised over them: one array per prompt (answer lists may differ in length), from `sl.option_entropy` (one-token answers read from one next-token distribution)."
     if len(prompts) != len(targets): raise ValueError(f"{len(prompts)} prompts but {len(targets)} answer lists")
     probs = [None] * len(prompts)
-    token_ids = [single_token_ids(tokenizer, answers) for answers in targets]
-    single = [i for i, ids in enumerate(token_ids) if ids is not None]
-    if single:
-        logprobs = sl.next_token_logprobs(model, tokenizer, [prompts[i] for i in single], batch_size)  # (n, vocab)
-        for row, i in enumerate(single): probs[i] = logprobs[row, token_ids[i]].softmax(-1).numpy()
-    by_count = {}
-    for i, ids in enumerate(token_ids):
-        if ids is None: by_count.setdefault(len(targets[i]), []).append(i)
-    for count, rows in by_count.items():  # batch_size prompts per pass, each with its `count` continuations
-        logprobs = sl.option_logprobs(model, tokenizer, [prompts[i] for i in rows], [list(targets[i]) for i in rows], batch_size * count)
-        for i, p in zip(rows, logprobs.float().softmax(-1).numpy()): probs[i] = p  # (n_answers,)
+    groups = {}  # (answers per prompt, all one token) -> prompt rows: each group is one call
+    for i, answers in enumerate(targets): groups.setdefault((len(answers), single_token_ids(tokenizer, answers) is not None), []).append(i)
+    for rows in groups.values():
+        group_probs = sl.option_entropy(model, tokenizer, [prompts[i] for i in rows], [list(targets[i]) for i in rows], batch_size)[0]
+        for i, p in zip(rows, group_probs.numpy()): probs[i] = p  # (n_answers,)
     return probs
 
 def expected_answer(probs, positions) -> float:
