@@ -60,7 +60,7 @@ def _tokens(batch: dict, positions) -> torch.Tensor:
     "(batch, len) bool: the tokens `positions` picks in this batch."
     real = batch["attention_mask"].bool()
     idx = torch.arange(real.shape[1], device=real.device)  # (len,)
-    if isinstance(positions, Positions): return positions(Pass(batch["input_ids"], real, idx, real.shape[1]))
+    if isinstance(positions, Positions): return positions(Pass(batch["input_ids"], real, idx, batch["completion_start"]))
     start = batch["completion_start"][:, None]  # (batch, 1)
     if positions == "all": return real
     if positions == "prompt": return real & (idx < start)

@@ -15,7 +15,7 @@ from .errors import SteerlabError
 
 # %% auto #0
 __all__ = ['VERDICTS', 'TOLERANCES', 'COLUMNS', 'STRENGTH', 'Interval', 'bootstrap', 'Null', 'decide', 'tolerance', 'identity',
-           'top_share', 'top_share_claim', 'ClaimTable', 'weakest']
+           'top_share', 'top_share_claim', 'change_claim', 'ClaimTable', 'weakest']
 
 # %% ../nbs/10b_claims.ipynb #f2b1fb9d
 VERDICTS = ("reproduced", "same direction", "not reproduced", "not testable at this scale", "not run")
@@ -123,6 +123,13 @@ def top_share_claim(scores_of: Callable[[np.ndarray], object], n_items: int, con
     "The top-k share of `scores_of(item indices)`, bootstrapped over the items (the top k re-selected on each resample), and its null: the same share of each control's scores (`what` names the controls)."
     effect = bootstrap(lambda idx: top_share(scores_of(idx.astype(int)), k, mass), np.arange(n_items), n_boot=n_boot, seed=seed)
     return effect, Null.from_draws([top_share(s, k, mass) for s in control_scores], what)
+
+# %% ../nbs/10b_claims.ipynb #bf6b64d1
+def change_claim(before, after, controls: Sequence[tuple], what: str, seed: int = 0, n_boot: int = 2000) -> tuple[Interval, Null]:
+    "Mean per-item change `after − before`, bootstrapped over items (paired), and its null: the same mean change under each control's (before, after)."
+    effect = bootstrap(lambda b, a: float(np.mean(a - b)), before, after, paired=True, seed=seed, n_boot=n_boot)
+    changes = [float(np.mean(np.asarray(a, np.float64) - np.asarray(b, np.float64))) for b, a in controls]
+    return effect, Null.from_draws(changes, what)
 
 # %% ../nbs/10b_claims.ipynb #f2062447
 COLUMNS = ("claim", "paper", "metric", "this_run", "null", "scale", "verdict", "reason")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_evals.ipynb #a4f004ab
 from __future__ import annotations
-import contextlib, inspect, re
+import contextlib, copy, inspect, re
 from typing import Sequence
 
 import numpy as np
@@ -12,13 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .hooks import Positions, as_positions, continuing
-from .prompts import encode_batch
+from .prompts import batches, encode_batch
 from .steering import steer
 
 # %% auto #0
 __all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs',
-           'continuation_logprobs', 'option_logprobs', 'option_probs', 'option_entropy', 'is_refusal', 'refusal_score',
-           'final_number', 'is_correct', 'response_lengths', 'auroc']
+           'continuation_logprobs', 'branch_logprobs', 'option_logprobs', 'option_probs', 'option_entropy',
+           'is_refusal', 'refusal_score', 'final_number', 'is_correct', 'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def _strings(items, name: str) -> list[str]:
@@ -205,6 +205,50 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
     prompts, continuations = _strings(prompts, "prompts"), _strings(continuations, "continuations")
     if len(prompts) != len(continuations): raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     return _score_completions(model, tokenizer, prompts, continuations, batch_size, _row_plans(plans, len(prompts)), positions)
+
+# %% ../nbs/10_evals.ipynb #2d6cae5a
+@torch.no_grad()
+def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Sequence[str], branches: Sequence[tuple],
+                    n_tokens: int = 1, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
+    "Log-probabilities of completion tokens j+1 … j+n_tokens of row i for each branch (i, j, plan), the plan acting from token j on: one (n_tokens,) tensor per branch."
+    prompts, completions = _strings(prompts, "prompts"), _strings(completions, "completions")
+    if len(prompts) != len(completions): raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
+    if n_tokens < 1: raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
+    special = _add_special_tokens(tokenizer, prompts)
+    lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions]
+    for i, j, _ in branches:
+        if not 0 <= i < len(prompts): raise ValueError(f"branch row {i} is outside the {len(prompts)} rows")
+        if not 0 <= j or j + n_tokens >= lengths[i]:
+            raise ValueError(f"branch ({i}, {j}) needs completion tokens {j}..{j + n_tokens}, but row {i} has {lengths[i]}")
+    device, where = next(model.parameters()).device, as_positions(positions)
+    results = [None] * len(branches)
+    by_row = {}
+    for k, (i, _, _) in enumerate(branches): by_row.setdefault(i, []).append(k)
+    rows = sorted(by_row)
+    for start, chunk in tqdm(list(batches(rows, batch_size)), desc="branches", disable=len(rows) <= 4 * batch_size, leave=False):
+        batch = encode_batch(tokenizer, [prompts[i] for i in chunk], [completions[i] for i in chunk], device, special)
+        cache = _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True).cache
+        width, steps = batch["input_ids"].shape[1], torch.arange(n_tokens, device=device)
+        todo = [(r, k) for r, i in enumerate(chunk) for k in by_row[i]]  # (row in the chunk, branch)
+        for _, part in batches(todo, batch_size):
+            source = torch.tensor([r for r, _ in part], device=device)  # (b,) row each branch continues
+            at = batch["completion_start"][source] + torch.tensor([branches[k][1] for _, k in part], device=device)  # (b,) branch point
+            ids = batch["input_ids"][source[:, None], at[:, None] + steps]  # (b, n_tokens)
+            targets = batch["input_ids"][source[:, None], at[:, None] + 1 + steps]  # (b, n_tokens)
+            seen = batch["attention_mask"][source] * (torch.arange(width, device=device) < at[:, None])  # (b, width): the cached prefix
+            mask = torch.cat([seen, torch.ones_like(ids)], 1)
+            position_ids = batch["position_ids"][source, at][:, None] + steps  # (b, n_tokens)
+            branch_cache = copy.deepcopy(cache)
+            branch_cache.reorder_cache(source)
+            plans = [branches[k][2] for _, k in part]
+            with contextlib.ExitStack() as stack:
+                for plan in {id(p): p for p in plans if p is not None}.values():
+                    rows_of_plan = Positions.rows(torch.tensor([p is plan for p in plans]))
+                    stack.enter_context(steer(model, plan, positions=where & rows_of_plan, prompt_len=width + 1))
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, cache=branch_cache, use_cache=True).logits
+            logprobs = logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0].cpu()  # (b, n_tokens)
+            for row, (_, k) in enumerate(part): results[k] = logprobs[row]
+    return results
 
 # %% ../nbs/10_evals.ipynb #1418b52b
 def _option_lists(options, n_prompts: int) -> list[list[str]]:

@@ -5,7 +5,7 @@
 # %% ../nbs/03_hooks.ipynb #e5288158
 from __future__ import annotations
 import contextlib, contextvars
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
@@ -24,7 +24,16 @@ class Pass:
     input_ids: torch.Tensor | None  # (batch, seq) or None when called with embeddings
     real: torch.Tensor              # (batch, seq) bool: not padding
     positions: torch.Tensor         # (seq,) absolute index of each token in the padded sequence
-    prompt_len: int                 # tokens before this index are prompt, the rest generated
+    prompt_len: int | torch.Tensor  # tokens before this index are prompt, the rest generated: one int, or (batch,) per row
+    memory: dict = field(default_factory=dict)  # per-sequence memory of the rules and gates, kept across the passes of one sequence
+
+    def prompt_end(self) -> torch.Tensor:
+        "(batch or 1, 1): the index where each row's prompt ends."
+        return torch.as_tensor(self.prompt_len, device=self.positions.device).reshape(-1, 1)
+
+    def in_prompt(self) -> torch.Tensor:
+        "(batch, seq) bool: the tokens of this pass that belong to the prompt."
+        return (self.positions[None, :] < self.prompt_end()).expand_as(self.real)
 
 def _cache_length(kwargs: dict) -> int:
     "Tokens already in the key-value cache of this call."
@@ -60,7 +69,7 @@ class Tracker:
         elif self.current is not None and batch != self.current.real.shape[0]: self._follow_rows(batch)
         prompt_len = self.fixed_prompt_len if self.fixed_prompt_len is not None else (
             seq if past == 0 else self.current.prompt_len if self.current else past)
-        self.current = Pass(ids, real, torch.arange(past, past + seq, device=real.device), prompt_len)
+        self.current = Pass(ids, real, torch.arange(past, past + seq, device=real.device), prompt_len, self.state)
 
     def _follow_rows(self, batch: int):
         "A cached pass with a new batch size: carry each sequence's memory to the rows that continue it."
@@ -122,6 +131,19 @@ class Positions:
         return Positions(rule, f"tokens({ids.tolist()})")
 
     @staticmethod
+    def until(token_ids) -> Positions:
+        "Only before the first of `token_ids` in each row (e.g. inside a think block, up to `</think>`), remembered across cached passes."
+        ids, key = torch.as_tensor(list(token_ids)), object()
+        def rule(p: Pass):
+            if p.input_ids is None: raise ValueError("Positions.until needs input_ids, not inputs_embeds")
+            hit = torch.isin(p.input_ids, ids.to(p.input_ids.device)) & p.real  # (batch, seq)
+            here = torch.where(hit, p.positions[None, :], torch.iinfo(torch.long).max).amin(1)  # (batch,) first stop in this pass
+            first = torch.minimum(p.memory.get(key, here), here)  # the same answer however often a pass asks
+            p.memory[key] = first
+            return p.positions[None, :] < first[:, None]
+        return Positions(rule, f"until({ids.tolist()})")
+
+    @staticmethod
     def rows(rows) -> Positions:
         "Every token of the batch rows where `rows` ((batch,) bool) is True: one plan for some rows of a mixed batch."
         rows = torch.as_tensor(rows, dtype=torch.bool)
@@ -134,9 +156,9 @@ class Positions:
 
 NAMED_POSITIONS = {
     "all": Positions(lambda p: torch.ones_like(p.real), "all"),
-    "prompt": Positions(lambda p: (p.positions < p.prompt_len).expand_as(p.real), "prompt"),
-    "generated": Positions(lambda p: (p.positions >= p.prompt_len).expand_as(p.real), "generated"),
-    "last": Positions(lambda p: (p.positions == p.prompt_len - 1).expand_as(p.real), "last"),
+    "prompt": Positions(lambda p: p.in_prompt(), "prompt"),
+    "generated": Positions(lambda p: ~p.in_prompt(), "generated"),
+    "last": Positions(lambda p: (p.positions[None, :] == p.prompt_end() - 1).expand_as(p.real), "last"),
 }
 
 def as_positions(spec) -> Positions:

@@ -8,8 +8,10 @@ from typing import Sequence
 
 import torch
 
+from .hooks import Pass, Positions
+
 # %% auto #0
-__all__ = ['has_chat_template', 'format_chat', 'format_prompts', 'encode_batch', 'batches']
+__all__ = ['has_chat_template', 'format_chat', 'format_prompts', 'encode_batch', 'batches', 'Delimiter']
 
 # %% ../nbs/03a_prompts.ipynb #80ceaf38
 def has_chat_template(tokenizer) -> bool:
@@ -62,3 +64,43 @@ def batches(items: Sequence, size: int):
     "Consecutive slices of `items` of at most `size`."
     if size < 1: raise ValueError(f"batch size must be >= 1, got {size}")
     for i in range(0, len(items), size): yield i, items[i:i + size]
+
+# %% ../nbs/03a_prompts.ipynb #d3940d6d
+class Delimiter:
+    "Where a text pattern (e.g. '\\n\\n') ends among tokens: in one token, or across a token and the one before it."
+    def __init__(self, tokenizer, pattern: str):
+        if not pattern: raise ValueError("a delimiter needs a non-empty pattern")
+        self.tokenizer, self.pattern = tokenizer, pattern
+        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+        self.alone = torch.tensor([pattern in t for t in texts])  # (vocab,) tokens that hold the whole pattern
+        self.splits = [(torch.tensor([t.endswith(pattern[:i]) for t in texts]), torch.tensor([t.startswith(pattern[i:]) for t in texts]))
+                       for i in range(1, len(pattern))]  # (head, tail) masks, (vocab,) each: the pattern split after i characters
+
+    def ends(self, ids: torch.Tensor, before: torch.Tensor) -> torch.Tensor:
+        "(batch, seq) bool: where the pattern ends, given `ids` (batch, seq) and the token before each row (batch,); -1 is no token."
+        prev = torch.cat([before[:, None], ids[:, :-1]], 1)  # (batch, seq)
+        here, back = ids.clamp(min=0), prev.clamp(min=0)
+        found = self.alone.to(ids.device)[here]
+        for head, tail in self.splits: found |= head.to(ids.device)[back] & (prev >= 0) & tail.to(ids.device)[here]
+        return found & (ids >= 0)
+
+    def split(self, text: str) -> tuple[list[int], list[str]]:
+        "(index of each delimiter among the tokens of `text`, the stripped step after it up to the next one): `text` tokenized alone."
+        ids = torch.tensor([self.tokenizer(text, add_special_tokens=False)["input_ids"]])  # (1, seq)
+        if ids.shape[1] == 0: return [], []
+        at = self.ends(ids, torch.tensor([-1]))[0].nonzero()[:, 0].tolist()
+        return at, [self.tokenizer.decode(ids[0, j + 1:k]).strip() for j, k in zip(at, at[1:] + [ids.shape[1]])]
+
+    def positions(self) -> Positions:
+        "The delimiter as a steering/capture rule; each row's last token is remembered across cached passes."
+        key = object()
+        def rule(p: Pass):
+            if p.input_ids is None: raise ValueError("a Delimiter rule needs input_ids, not inputs_embeds")
+            ids = torch.where(p.real, p.input_ids, -1)  # (batch, seq): padding is no token
+            start = int(p.positions[0])
+            seen = p.memory.get(key)  # (batch, 3): start of the pass that wrote it, the token before that pass, its last token
+            none = torch.full((ids.shape[0],), -1, device=ids.device)
+            before = none if seen is None else torch.where(seen[:, 0] == start, seen[:, 1], seen[:, 2])
+            p.memory[key] = torch.stack([torch.full_like(before, start), before, ids[:, -1]], 1)
+            return self.ends(ids, before)
+        return Positions(rule, f"delimiter({self.pattern!r})")

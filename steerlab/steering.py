@@ -128,18 +128,17 @@ class Gate(Intervention):
     def __init__(self, condition, intervention: Intervention, threshold: float = 0.0, on: str = "token"):
         if on not in ("token", "prompt"): raise ValueError(f"on must be 'token' or 'prompt', got {on!r}")
         self.c, self.inner, self.threshold, self.on = unit(condition), intervention, threshold, on
-        self.state = None  # the Tracker's per-sequence memory, set by steer()
     def check(self, site): _check_direction(self.c, site, "Gate condition"); self.inner.check(site)
     def fires(self, h, p) -> torch.Tensor:
         "(batch, seq) bool: where the condition holds."
         cos = (h @ self._on("c", h)) / h.norm(dim=-1).clamp_min(1e-12)
         if self.on == "token": return cos > self.threshold
         key = ("gate", id(self))
-        in_prompt = (p.positions < p.prompt_len).expand_as(p.real) & p.real
-        if key not in self.state and in_prompt.any():  # decide once per sequence, from its prompt tokens
+        in_prompt = p.in_prompt() & p.real
+        if key not in p.memory and in_prompt.any():  # decide once per sequence, from its prompt tokens
             mean = (cos * in_prompt).sum(1) / in_prompt.sum(1).clamp_min(1)
-            self.state[key] = mean > self.threshold
-        return self.state.get(key, torch.zeros(h.shape[0], dtype=torch.bool, device=h.device))[:, None].expand_as(p.real)
+            p.memory[key] = mean > self.threshold
+        return p.memory.get(key, torch.zeros(h.shape[0], dtype=torch.bool, device=h.device))[:, None].expand_as(p.real)
     def __call__(self, h, p):
         return torch.where(self.fires(h, p).unsqueeze(-1), self.inner(h, p), h)
 
@@ -204,8 +203,6 @@ def steer(model: nn.Module, plan: dict, positions="all", prompt_len: int | None 
     handles = [tracker]
     with hooks_removed_after(handles):
         for site, ivs in checked:
-            for iv in ivs:
-                if isinstance(iv, Gate): iv.state = tracker.state
             reads = [iv for iv in ivs if not getattr(iv, "writes", False)]
             writes = [iv for iv in ivs if getattr(iv, "writes", False)]
             if reads: handles += hook_site(model, site, _apply(reads, tracker, where))

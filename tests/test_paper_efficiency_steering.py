@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import steerlab as sl
-from steerlab.methods.efficiency_steering import change_claim, concise_verbose_pairs, cut_to_lengths
+from steerlab.methods.efficiency_steering import concise_verbose_pairs, cut_to_lengths
 
 SLUG = "efficiency_steering"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(n_train=8, n_samples=2, temperature=0.8, instructions=["Answer briefly."], train_tokens=24, n_eval=6,
@@ -49,7 +49,7 @@ def test_change_claim_does_not_pass_noise():
     for trial in range(200):
         before = rng.integers(20, 41, 12).astype(float)
         change = lambda: rng.normal(-3, 6, 12).round()  # every condition shortens a little, with noise
-        effect, null = change_claim(before, before + change(), [(before, before + change()) for _ in range(8)], "noise", seed=trial)
+        effect, null = sl.change_claim(before, before + change(), [(before, before + change()) for _ in range(8)], "noise", seed=trial)
         for sign in passed: passed[sign] += sl.decide(effect, null, sign=sign)[0] != sl.claims.VERDICTS[2]
     assert max(passed.values()) <= 0.05 * 200, passed
 
@@ -60,7 +60,7 @@ def test_change_claim_on_binary_noise():
     passed = 0
     for trial in range(200):
         pair = lambda: ((rng.random(12) < 0.3).astype(float), (rng.random(12) < 0.3).astype(float))
-        effect, null = change_claim(*pair(), [pair() for _ in range(8)], "noise", seed=trial)
+        effect, null = sl.change_claim(*pair(), [pair() for _ in range(8)], "noise", seed=trial)
         passed += sl.decide(effect, null)[0] != sl.claims.VERDICTS[2]
     assert passed <= 0.05 * 200, passed
 

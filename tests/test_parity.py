@@ -429,3 +429,33 @@ def test_hooks_removed_on_exit_and_exception(tiny, tokenizer):
         with sl.steer(m, {"blocks.1.hook_resid_post": sl.Add(torch.randn(64), torch.ones(5))}):
             m(torch.tensor([[1, 2, 3]]))
     assert no_hooks(m)
+
+
+def stepwise_vs_full(model, tok, plan, positions, texts, n_steps):
+    "Max |logit| difference at real tokens: the last `n_steps` tokens of `texts` fed one by one from a cache vs one full pass, both steered."
+    batch = encode_batch(tok, texts)
+    ids, mask, pos = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
+    P = ids.shape[1] - n_steps
+    with sl.steer(model, plan, positions=positions), torch.no_grad():
+        out = model(input_ids=ids[:, :P], attention_mask=mask[:, :P], position_ids=pos[:, :P], use_cache=True)
+        steps, cache = [out.logits[:, -1]], out.cache
+        for t in range(P, ids.shape[1] - 1):
+            out = model(input_ids=ids[:, t:t + 1], attention_mask=mask[:, :t + 1], position_ids=pos[:, t:t + 1], cache=cache, use_cache=True)
+            steps.append(out.logits[:, -1])
+    with sl.steer(model, plan, positions=positions, prompt_len=P):
+        full = logits(model, batch)[:, P - 1:-1]
+    assert no_hooks(model)
+    return (torch.stack(steps, 1) - full)[mask[:, P - 1:-1].bool()].abs().max().item()  # a pad position predicts nothing
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2"])
+def test_rules_with_memory_decode_as_they_recompute(tiny, tokenizer, arch):
+    "Delimiter and until rules remember each row's past across cached passes: token by token they act where a full pass does."
+    torch.manual_seed(2)
+    texts = ["Add 2 and 3.\n\nThat is 5.\n\nWait, check it.\n\nDone", "Hi.\n\nWait.\n\nOk\n\nend", "So x is 4.\n\nThen y is 2.\n\nWait"]
+    rule = sl.Delimiter(tokenizer, "\n\n").positions() & "generated" & sl.Positions.until(tokenizer("Wait", add_special_tokens=False)["input_ids"])
+    plan = {"blocks.1.hook_resid_pre": sl.Add(torch.randn(64), 3.0)}
+    assert stepwise_vs_full(tiny[arch], tokenizer, plan, rule, texts, n_steps=16) < 1e-4  # row 0's prompt ends inside its first "\n\n"
+    batch = encode_batch(tokenizer, texts)
+    full = sl.hooks.Pass(batch["input_ids"], batch["attention_mask"].bool(), torch.arange(batch["input_ids"].shape[1]), 8)
+    assert rule(full).sum(1).tolist() == [2, 1, 2]  # the "\n\n" steps after the prompt and before "Wait"

@@ -12,7 +12,7 @@ import pandas as pd
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['concise_verbose_pairs', 'cut_to_lengths', 'change_claim', 'figures']
+__all__ = ['concise_verbose_pairs', 'cut_to_lengths', 'figures']
 
 # %% ../../nbs/papers/efficiency_steering.ipynb #fd69719c
 def concise_verbose_pairs(lengths, questions, correct=None) -> tuple[np.ndarray, np.ndarray]:
@@ -37,11 +37,6 @@ def cut_to_lengths(tokenizer, responses: list[str], lengths) -> list[str]:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         cut.append(text if n >= len(ids) else tokenizer.decode(ids[:int(n)]))
     return cut
-
-def change_claim(before, after, controls: list[tuple], what: str, seed: int = 0) -> tuple[sl.Interval, sl.Null]:
-    "Mean per-item change `after − before`, bootstrapped over items (paired), and its null: the same mean change under each control's (before, after)."
-    effect = sl.bootstrap(lambda b, a: float(np.mean(a - b)), before, after, paired=True, seed=seed)
-    return effect, sl.Null.from_draws([float(np.mean(np.asarray(a, float) - np.asarray(b, float))) for b, a in controls], what)
 
 # %% ../../nbs/papers/efficiency_steering.ipynb #d769afa8
 def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
