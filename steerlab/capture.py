@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .hooks import Pass, Positions, hook_site, hooks_removed_after
-from .prompts import batches, encode_batch, format_prompts
+from .prompts import encode_batch, format_prompts, length_batches
 from .sites import parse_site
 
 # %% auto #0
@@ -81,10 +81,13 @@ def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Se
     if positions == "completion" and completions is None: raise ValueError("positions='completion' needs completions")
     texts = format_prompts(tokenizer, prompts, chat, system)
     device = next(model.parameters()).device
-    out = {s: [] for s in sites}
+    n_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    if completions: n_tokens = [n + len(tokenizer(c, add_special_tokens=False)["input_ids"]) for n, c in zip(n_tokens, completions)]
+    out = {s: [None] * len(texts) for s in sites}
     bar = tqdm(total=len(texts), desc="capture", disable=progress is False or (progress is None and len(texts) <= 4 * batch_size))
-    for start, chunk in batches(texts, batch_size):
-        batch = encode_batch(tokenizer, chunk, completions[start:start + len(chunk)] if completions else None, device)
+    for rows in length_batches(n_tokens, batch_size):  # shortest first, little padding
+        chunk = [texts[i] for i in rows]
+        batch = encode_batch(tokenizer, chunk, [completions[i] for i in rows] if completions else None, device)
         keep = _tokens(batch, positions)  # (batch, len)
         if (keep.sum(1) == 0).any(): raise ValueError("an example has no tokens at the requested positions (empty completion?)")
         readers, seen = {s: Reducer(reduce) for s in sites}, set()
@@ -98,7 +101,8 @@ def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Se
         with hooks_removed_after(handles), torch.no_grad():
             try: model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"], use_cache=False)
             except _Captured: pass
-        for s in sites: out[s].extend(readers[s].result()) if reduce == "none" else out[s].append(readers[s].result())
+        for s in sites:
+            for i, value in zip(rows, readers[s].result()): out[s][i] = value
         bar.update(len(chunk))
     bar.close()
-    return out if reduce == "none" else {s: torch.cat(v) for s, v in out.items()}
+    return out if reduce == "none" else {s: torch.stack(v) for s, v in out.items()}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_evals.ipynb #a4f004ab
 from __future__ import annotations
-import contextlib, copy, inspect, re
+import contextlib, inspect, re
 from typing import Sequence
 
 import numpy as np
@@ -12,13 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .hooks import Positions, as_positions, continuing
-from .prompts import batches, encode_batch
+from .prompts import PAD_FREE, PAD_SLACK, batches, encode_batch, length_batches
 from .steering import steer
 
 # %% auto #0
-__all__ = ['PAD_SLACK', 'PAD_FREE', 'REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs',
-           'continuation_logprobs', 'branch_logprobs', 'option_logprobs', 'option_probs', 'option_entropy',
-           'is_refusal', 'refusal_score', 'final_number', 'is_correct', 'response_lengths', 'auroc']
+__all__ = ['REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs', 'continuation_logprobs', 'branch_logprobs',
+           'option_logprobs', 'option_probs', 'option_entropy', 'is_refusal', 'refusal_score', 'final_number',
+           'is_correct', 'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def _strings(items, name: str) -> list[str]:
@@ -34,7 +34,6 @@ def _add_special_tokens(tokenizer, prompts: list[str]) -> bool:
     bos = tokenizer.bos_token
     return not (bos and all(p.startswith(bos) for p in prompts))
 
-PAD_SLACK, PAD_FREE = 0.1, 64  # a chunk may pad 10 % of its tokens + 64: padding costs as much as real tokens
 
 def _forward(model, keep: int, **inputs):
     "The model's output with logits at the last `keep` positions only (where the model supports it)."
@@ -207,6 +206,12 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
     return _score_completions(model, tokenizer, prompts, continuations, batch_size, _row_plans(plans, len(prompts)), positions)
 
 # %% ../nbs/10_evals.ipynb #2d6cae5a
+def _cache_rows(model, cache, rows: torch.Tensor, upto: int, width: int):
+    "A new cache holding `rows` of `cache` ((b,) indices), positions < upto; the original is left as it was."
+    layers = [(layer.keys, layer.values) for layer in cache.layers]  # (batch, kv_heads, width, d_head) each
+    if any(k.shape[-2] != width for k, _ in layers): raise ValueError("branch_logprobs needs a cache that holds every position (no sliding-window truncation)")
+    return type(cache)([(k[rows, :, :upto], v[rows, :, :upto]) for k, v in layers], config=model.config)
+
 @torch.no_grad()
 def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Sequence[str], branches: Sequence[tuple],
                     n_tokens: int = 1, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
@@ -225,26 +230,30 @@ def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Seque
     by_row = {}
     for k, (i, _, _) in enumerate(branches): by_row.setdefault(i, []).append(k)
     rows = sorted(by_row)
-    for start, chunk in tqdm(list(batches(rows, batch_size)), desc="branches", disable=len(rows) <= 4 * batch_size, leave=False):
+    sizes = [len(tokenizer(prompts[i], add_special_tokens=special)["input_ids"]) + lengths[i] for i in rows]
+    for picked in tqdm(length_batches(sizes, batch_size), desc="branches", disable=len(rows) <= 4 * batch_size, leave=False):
+        chunk = [rows[p] for p in picked]
         batch = encode_batch(tokenizer, [prompts[i] for i in chunk], [completions[i] for i in chunk], device, special)
+        ends = [int(batch["completion_start"][r]) + branches[k][1] + n_tokens + 1 for r, i in enumerate(chunk) for k in by_row[i]]
+        batch = {key: value[:, :max(ends)] if value.dim() == 2 else value for key, value in batch.items()}  # later tokens change nothing before them
         cache = _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True).cache
         width, steps = batch["input_ids"].shape[1], torch.arange(n_tokens, device=device)
-        todo = [(r, k) for r, i in enumerate(chunk) for k in by_row[i]]  # (row in the chunk, branch)
+        todo = sorted(((r, k) for r, i in enumerate(chunk) for k in by_row[i]), key=lambda rk: branches[rk[1]][1])  # (row in the chunk, branch)
         for _, part in batches(todo, batch_size):
             source = torch.tensor([r for r, _ in part], device=device)  # (b,) row each branch continues
             at = batch["completion_start"][source] + torch.tensor([branches[k][1] for _, k in part], device=device)  # (b,) branch point
             ids = batch["input_ids"][source[:, None], at[:, None] + steps]  # (b, n_tokens)
             targets = batch["input_ids"][source[:, None], at[:, None] + 1 + steps]  # (b, n_tokens)
-            seen = batch["attention_mask"][source] * (torch.arange(width, device=device) < at[:, None])  # (b, width): the cached prefix
+            upto = int(at.max())  # cached positions any branch of the part reads
+            seen = batch["attention_mask"][source, :upto] * (torch.arange(upto, device=device) < at[:, None])  # (b, upto): the cached prefix
             mask = torch.cat([seen, torch.ones_like(ids)], 1)
             position_ids = batch["position_ids"][source, at][:, None] + steps  # (b, n_tokens)
-            branch_cache = copy.deepcopy(cache)
-            branch_cache.reorder_cache(source)
+            branch_cache = _cache_rows(model, cache, source, upto, width)
             plans = [branches[k][2] for _, k in part]
             with contextlib.ExitStack() as stack:
                 for plan in {id(p): p for p in plans if p is not None}.values():
                     rows_of_plan = Positions.rows(torch.tensor([p is plan for p in plans]))
-                    stack.enter_context(steer(model, plan, positions=where & rows_of_plan, prompt_len=width + 1))
+                    stack.enter_context(steer(model, plan, positions=where & rows_of_plan, prompt_len=upto + 1))
                 logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, cache=branch_cache, use_cache=True).logits
             logprobs = logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0].cpu()  # (b, n_tokens)
             for row, (_, k) in enumerate(part): results[k] = logprobs[row]

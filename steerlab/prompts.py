@@ -11,7 +11,8 @@ import torch
 from .hooks import Pass, Positions
 
 # %% auto #0
-__all__ = ['has_chat_template', 'format_chat', 'format_prompts', 'encode_batch', 'batches', 'Delimiter']
+__all__ = ['PAD_SLACK', 'PAD_FREE', 'has_chat_template', 'format_chat', 'format_prompts', 'encode_batch', 'batches',
+           'length_batches', 'Delimiter']
 
 # %% ../nbs/03a_prompts.ipynb #80ceaf38
 def has_chat_template(tokenizer) -> bool:
@@ -64,6 +65,19 @@ def batches(items: Sequence, size: int):
     "Consecutive slices of `items` of at most `size`."
     if size < 1: raise ValueError(f"batch size must be >= 1, got {size}")
     for i in range(0, len(items), size): yield i, items[i:i + size]
+
+PAD_SLACK, PAD_FREE = 0.1, 64  # a batch may pad 10 % of its tokens + 64: padding costs as much as real tokens
+
+def length_batches(lengths: Sequence[int], size: int) -> list[list[int]]:
+    "Indices of the rows, shortest first, in batches of at most `size` that close early rather than pad more than ~10 % of their tokens."
+    if size < 1: raise ValueError(f"batch size must be >= 1, got {size}")
+    out, current, real = [], [], 0
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        padding = (len(current) + 1) * lengths[i] - (real + lengths[i])  # pad tokens of the batch if this (longest) row joins
+        if current and (len(current) == size or padding > PAD_SLACK * (real + lengths[i]) + PAD_FREE):
+            out.append(current); current, real = [], 0
+        current.append(i); real += lengths[i]
+    return out + [current] if current else out
 
 # %% ../nbs/03a_prompts.ipynb #d3940d6d
 class Delimiter:

@@ -257,3 +257,22 @@ def test_auroc_counts_pairs_with_ties_as_half():
     assert auroc([2.0, 3.0], [0.0, 1.0]) == 1.0 and auroc([0.0], [1.0]) == 0.0 and auroc([1.0, 1.0], [1.0]) == 0.5
     with pytest.raises(ValueError, match="0 negative"):
         auroc([1.0], [])
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "gpt2"])
+def test_branches_equal_the_full_pass_and_a_steered_recompute(tokenizer, arch):
+    "branch_logprobs: unsteered branches read what the full pass reads; a plan at the branch point equals steering that token in a recompute."
+    model = sl.tiny_model(arch, vocab_size=len(tokenizer))
+    prompts, completions = ["The cat sat", "Hi"], [" on the mat and then it slept.", " there, how are you today?"]
+    plain = continuation_logprobs(model, tokenizer, prompts, completions)
+    push = {"blocks.1.hook_resid_pre": sl.Add(torch.randn(64), 3.0)}
+    got = sl.branch_logprobs(model, tokenizer, prompts, completions, [(0, 2, None), (1, 4, None), (1, 4, push), (0, 0, None)],
+                             n_tokens=2, positions="last", batch_size=3)
+    torch.testing.assert_close(got[0], plain[0][3:5], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got[1], plain[1][5:7], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(got[3], plain[0][1:3], atol=1e-4, rtol=1e-4)
+    n_prompt = len(tokenizer(prompts[1], add_special_tokens=False)["input_ids"])
+    with sl.steer(model, push, positions=sl.Positions.span(n_prompt + 4, n_prompt + 5)):
+        recomputed = continuation_logprobs(model, tokenizer, prompts[1:], completions[1:])[0][5:7]
+    torch.testing.assert_close(got[2], recomputed, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(got[2], got[1])
