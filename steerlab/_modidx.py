@@ -422,8 +422,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                         'steerlab/methods/geometry_of_persona.py'),
                                                       'steerlab.methods.geometry_of_persona.mean_abs_cosine': ( 'papers/geometry_of_persona.html#mean_abs_cosine',
                                                                                                                 'steerlab/methods/geometry_of_persona.py'),
-                                                      'steerlab.methods.geometry_of_persona.pivotal': ( 'papers/geometry_of_persona.html#pivotal',
-                                                                                                        'steerlab/methods/geometry_of_persona.py'),
                                                       'steerlab.methods.geometry_of_persona.pole_auroc': ( 'papers/geometry_of_persona.html#pole_auroc',
                                                                                                            'steerlab/methods/geometry_of_persona.py'),
                                                       'steerlab.methods.geometry_of_persona.pole_scores': ( 'papers/geometry_of_persona.html#pole_scores',

@@ -7,7 +7,7 @@ import torch
 import steerlab as sl
 from steerlab.data import load
 from steerlab.methods.geometry_of_persona import (AFTER_FIRST, TRAITS, agreement, agreement_prompt, alignment_excess, answer_ids, band_gap, cosines,
-                                                  mean_abs_cosine, pivotal, pole_auroc, pole_scores, shuffled_traits, split_statements, trait_directions,
+                                                  mean_abs_cosine, pole_auroc, pole_scores, shuffled_traits, split_statements, trait_directions,
                                                   trait_predictions, trait_statements)
 
 SLUG = "geometry_of_persona"  # the notebook the shared smoke_run fixture runs
@@ -120,7 +120,7 @@ def test_orthogonality_rule_rejects_one_shared_axis():
         states = rng.normal(size=(80, 32)) + 0.5 * poles[:, None] * axis
         inner = shuffled_traits(traits, poles, 8, seed=int(rng.integers(1 << 30)))
         stat = lambda s, t, p, ids: alignment_excess(s, t, p, ids, inner, 5)
-        effect = pivotal(sl.bootstrap(stat, states, traits, poles, np.arange(80), paired=True, n_boot=200, seed=0))
+        effect = sl.bootstrap(stat, states, traits, poles, np.arange(80), paired=True, n_boot=200, seed=0)
         null = [stat(states, t, poles, np.arange(80)) for t in shuffled_traits(traits, poles, 8, seed=int(rng.integers(1 << 30)))]
         return effect, sl.Null.from_draws(null, "shuffled traits"), -1
     assert _reproduced(rule) <= 5

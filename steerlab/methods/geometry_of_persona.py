@@ -16,8 +16,8 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['TRAITS', 'POLES', 'AFTER_FIRST', 'QUESTION', 'trait_statements', 'split_statements', 'ridge_scores', 'pole_scores',
-           'trait_predictions', 'pole_auroc', 'trait_directions', 'cosines', 'mean_abs_cosine', 'pivotal',
-           'shuffled_traits', 'alignment_excess', 'agreement_prompt', 'answer_ids', 'agreement', 'band_gap', 'figures']
+           'trait_predictions', 'pole_auroc', 'trait_directions', 'cosines', 'mean_abs_cosine', 'shuffled_traits',
+           'alignment_excess', 'agreement_prompt', 'answer_ids', 'agreement', 'band_gap', 'figures']
 
 # %% ../../nbs/papers/geometry_of_persona.ipynb #f15482a8
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
@@ -93,10 +93,6 @@ def mean_abs_cosine(directions) -> float:
     "Mean |cosine| over the distinct pairs of rows."
     c = cosines(directions)
     return float(np.abs(c[np.triu_indices(len(c), 1)]).mean())
-
-def pivotal(effect: sl.Interval) -> sl.Interval:
-    "The basic (pivotal) bootstrap interval [2θ − q₉₇.₅, 2θ − q₂.₅] from a percentile one: it undoes a bias that resampling itself adds to the statistic."
-    return sl.Interval(effect.value, 2 * effect.value - effect.hi, 2 * effect.value - effect.lo)
 
 def shuffled_traits(traits, poles, n: int, seed: int = 0) -> list[np.ndarray]:
     "n copies of the trait labels, each shuffled among the statements of the same pole (every trait keeps its count at each pole)."
