@@ -29,6 +29,8 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted",
                  "random_subsets"],
     "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest", "top_share", "top_share_claim", "change_claim"],
+    "scorers": ["language_of", "language_share", "readability", "lexical_diversity", "distinct_n", "embed", "similarity",
+                "relevance", "toxicity"],
     "lab.run": ["Run"],
     "lab.figures": ["save_figure"],
 }

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .errors import strings
 from .hooks import Positions, as_positions, continuing
 from .prompts import PAD_FREE, PAD_SLACK, batches, encode_batch, length_batches
 from .steering import steer
@@ -21,14 +22,6 @@ __all__ = ['REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs
            'is_correct', 'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
-def _strings(items, name: str) -> list[str]:
-    "A non-empty list of strings (one string is refused: it would be read as characters)."
-    if isinstance(items, str): raise TypeError(f"{name} must be a list of strings, not one string")
-    items = list(items)
-    if not items: raise ValueError(f"{name} is empty")
-    if not all(isinstance(s, str) for s in items): raise TypeError(f"{name} must hold only strings")
-    return items
-
 def _add_special_tokens(tokenizer, prompts: list[str]) -> bool:
     "Add special tokens unless the prompts already start with the BOS token."
     bos = tokenizer.bos_token
@@ -155,10 +148,10 @@ def _score_completions(model, tokenizer, prompts: list[str], completions: list[s
 def token_nll(model, tokenizer, texts: Sequence[str], prompts: Sequence[str] | None = None,
               batch_size: int = 16) -> list[torch.Tensor]:
     "Per-token negative log-likelihood of each text (its tokens after the first), or of each text given its prompt."
-    texts = _strings(texts, "texts")
+    texts = strings(texts, "texts")
     if prompts is None: scores = _score_texts(model, tokenizer, texts, batch_size)
     else:
-        prompts = _strings(prompts, "prompts")
+        prompts = strings(prompts, "prompts")
         if len(prompts) != len(texts): raise ValueError(f"{len(prompts)} prompts but {len(texts)} texts")
         scores = _score_completions(model, tokenizer, prompts, texts, batch_size)
     return [-s for s in scores]
@@ -173,7 +166,7 @@ def perplexity(model, tokenizer, texts: Sequence[str], prompts: Sequence[str] | 
 def next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int = 16,
                         plans: Sequence[dict | None] | None = None, positions="all") -> torch.Tensor:
     "Log-probabilities of the token after each prompt, row i steered by `plans[i]` at `positions`: (n_prompts, vocab)."
-    prompts = _strings(prompts, "prompts")
+    prompts = strings(prompts, "prompts")
     plans = _row_plans(plans, len(prompts))
     special = _add_special_tokens(tokenizer, prompts)
     device = next(model.parameters()).device
@@ -201,7 +194,7 @@ def _row_plans(plans, n: int) -> list | None:
 def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuations: Sequence[str],
                           plans: Sequence[dict | None] | None = None, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
     "Log-probability of each token of each row's continuation after its prompt, row i steered by `plans[i]` at `positions`: one (n_tokens,) tensor per row."
-    prompts, continuations = _strings(prompts, "prompts"), _strings(continuations, "continuations")
+    prompts, continuations = strings(prompts, "prompts"), strings(continuations, "continuations")
     if len(prompts) != len(continuations): raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     return _score_completions(model, tokenizer, prompts, continuations, batch_size, _row_plans(plans, len(prompts)), positions)
 
@@ -216,7 +209,7 @@ def _cache_rows(model, cache, rows: torch.Tensor, upto: int, width: int):
 def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Sequence[str], branches: Sequence[tuple],
                     n_tokens: int = 1, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
     "Log-probabilities of completion tokens j+1 … j+n_tokens of row i for each branch (i, j, plan), the plan acting from token j on: one (n_tokens,) tensor per branch."
-    prompts, completions = _strings(prompts, "prompts"), _strings(completions, "completions")
+    prompts, completions = strings(prompts, "prompts"), strings(completions, "completions")
     if len(prompts) != len(completions): raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     if n_tokens < 1: raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
     special = _add_special_tokens(tokenizer, prompts)
@@ -266,7 +259,7 @@ def _option_lists(options, n_prompts: int) -> list[list[str]]:
     options = list(options)
     if options and all(isinstance(o, str) for o in options): per_prompt = [options] * n_prompts
     else:
-        per_prompt = [_strings(o, f"options[{i}]") for i, o in enumerate(options)]
+        per_prompt = [strings(o, f"options[{i}]") for i, o in enumerate(options)]
         if len(per_prompt) != n_prompts: raise ValueError(f"{n_prompts} prompts but {len(per_prompt)} option lists")
     counts = {len(o) for o in per_prompt}
     if counts == {0} or not counts: raise ValueError("options is empty")
@@ -276,7 +269,7 @@ def _option_lists(options, n_prompts: int) -> list[list[str]]:
 def option_logprobs(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16,
                     plans: Sequence[dict | None] | None = None, positions="all") -> torch.Tensor:
     "Total log-probability of each option's tokens after its prompt, prompt i steered by `plans[i]` at `positions`: (n_prompts, n_options)."
-    prompts = _strings(prompts, "prompts")
+    prompts = strings(prompts, "prompts")
     per_prompt = _option_lists(options, len(prompts))
     plans = _row_plans(plans, len(prompts))
     pairs = [(i, option) for i, opts in enumerate(per_prompt) for option in opts]
@@ -292,7 +285,7 @@ def option_probs(model, tokenizer, prompts: Sequence[str], options, batch_size: 
 def option_entropy(model, tokenizer, prompts: Sequence[str], options, batch_size: int = 16,
                    plans: Sequence[dict | None] | None = None, positions="all") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     "Each prompt's distribution over its options (normalised), its entropy in nats, and the probability the options held before normalising, prompt i steered by `plans[i]`: ((n_prompts, n_options), (n_prompts,), (n_prompts,))."
-    prompts = _strings(prompts, "prompts")
+    prompts = strings(prompts, "prompts")
     per_prompt = _option_lists(options, len(prompts))
     ids = [[tokenizer(o, add_special_tokens=False)["input_ids"] for o in opts] for opts in per_prompt]
     if all(len(t) == 1 for row in ids for t in row) and all(len({t[0] for t in row}) == len(row) for row in ids):
@@ -313,7 +306,7 @@ def is_refusal(text: str, substrings: Sequence[str] = REFUSAL_SUBSTRINGS) -> boo
 
 def refusal_score(texts: Sequence[str], substrings: Sequence[str] = REFUSAL_SUBSTRINGS) -> list[bool]:
     "`is_refusal` of each text."
-    return [is_refusal(t, substrings) for t in _strings(texts, "texts")]
+    return [is_refusal(t, substrings) for t in strings(texts, "texts")]
 
 # %% ../nbs/10_evals.ipynb #08eb49d2
 def final_number(text: str) -> float | None:
