@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import strings
-from .hooks import Positions, as_positions, continuing
+from .hooks import Positions, as_positions, cache_rows, continuing
 from .prompts import PAD_FREE, PAD_SLACK, batches, encode_batch, length_batches
 from .steering import steer
 
@@ -199,12 +199,6 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
     return _score_completions(model, tokenizer, prompts, continuations, batch_size, _row_plans(plans, len(prompts)), positions)
 
 # %% ../nbs/10_evals.ipynb #2d6cae5a
-def _cache_rows(model, cache, rows: torch.Tensor, upto: int, width: int):
-    "A new cache holding `rows` of `cache` ((b,) indices), positions < upto; the original is left as it was."
-    layers = [(layer.keys, layer.values) for layer in cache.layers]  # (batch, kv_heads, width, d_head) each
-    if any(k.shape[-2] != width for k, _ in layers): raise ValueError("branch_logprobs needs a cache that holds every position (no sliding-window truncation)")
-    return type(cache)([(k[rows, :, :upto], v[rows, :, :upto]) for k, v in layers], config=model.config)
-
 @torch.no_grad()
 def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Sequence[str], branches: Sequence[tuple],
                     n_tokens: int = 1, positions="all", batch_size: int = 16) -> list[torch.Tensor]:
@@ -241,7 +235,7 @@ def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Seque
             seen = batch["attention_mask"][source, :upto] * (torch.arange(upto, device=device) < at[:, None])  # (b, upto): the cached prefix
             mask = torch.cat([seen, torch.ones_like(ids)], 1)
             position_ids = batch["position_ids"][source, at][:, None] + steps  # (b, n_tokens)
-            branch_cache = _cache_rows(model, cache, source, upto, width)
+            branch_cache = cache_rows(model, cache, source, upto, width)
             plans = [branches[k][2] for _, k in part]
             with contextlib.ExitStack() as stack:
                 for plan in {id(p): p for p in plans if p is not None}.values():

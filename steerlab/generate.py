@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .capture import Reducer
-from .hooks import Positions, hook_site, hooks_removed_after
+from .hooks import Positions, cache_rows, hook_site, hooks_removed_after, prompt_length
 from .prompts import batches, encode_batch, format_prompts
 from .sites import parse_site
 
@@ -83,18 +83,35 @@ def generate(model: nn.Module, tokenizer, prompts: Sequence[str], max_new_tokens
     return (results, {s: torch.cat(v) for s, v in captured.items()}) if sites else results
 
 # %% ../nbs/07_generate.ipynb #6eaee38d
+def _shared_prefill(model: nn.Module, tokenizer, prompts: list[str], chat: bool | None, system: str | None) -> tuple:
+    "(cache of every prompt but its last token, one row per prompt, computed once per distinct prompt and unsteered; the padded prompt width)."
+    texts = format_prompts(tokenizer, prompts, chat, system)
+    distinct = list(dict.fromkeys(texts))
+    batch = encode_batch(tokenizer, distinct, device=next(model.parameters()).device)  # the same width as the batch of all rows
+    width = batch["input_ids"].shape[1]
+    with torch.no_grad():
+        cache = model(**{k: batch[k][:, :-1] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True).cache
+    rows = torch.tensor([distinct.index(t) for t in texts], device=batch["input_ids"].device)
+    return cache_rows(model, cache, rows, width - 1, width - 1), width
+
 def generate_conditions(model: nn.Module, tokenizer, conditions: dict, batch_size: int = 16, seed: int | None = None,
-                        progress: bool | None = None, **generate_kwargs) -> dict[str, list[str]]:
-    "{name: texts}: every condition's prompts generated in shared batches, each row under its own condition's context."
+                        progress: bool | None = None, steer_prompt: bool = True, **generate_kwargs) -> dict[str, list[str]]:
+    "{name: texts}: every condition's prompts generated in shared batches, each row under its own condition's context; `steer_prompt=False`: contexts act on generated tokens only, so each distinct prompt is read once, unsteered."
     jobs = [(name, i) for name, (prompts, _) in conditions.items() for i in range(len(prompts))]  # (condition, prompt index) per row
     texts = {name: [] for name in conditions}
     parts = list(batches(jobs, batch_size))
+    if not steer_prompt and generate_kwargs.get("capture"): raise ValueError("steer_prompt=False cannot capture: the prompts are read before the conditions start")
     for k, (_, part) in enumerate(tqdm(parts, desc="generate", disable=progress is False or (progress is None and len(parts) < 3))):
+        prompts = [conditions[c][0][i] for c, i in part]
         with contextlib.ExitStack() as stack:
+            shared = {}
+            if not steer_prompt:  # before any condition's hooks: the prompt pass is the unsteered model's
+                cache, width = _shared_prefill(model, tokenizer, prompts, generate_kwargs.get("chat"), generate_kwargs.get("system"))
+                if width > 1: shared = dict(past_key_values=cache); stack.enter_context(prompt_length(width))
             for name, (_, context) in conditions.items():
                 rows = torch.tensor([c == name for c, _ in part])  # (rows,)
                 if context is not None and rows.any(): stack.enter_context(context(Positions.rows(rows)))
-            out = generate(model, tokenizer, [conditions[c][0][i] for c, i in part], batch_size=len(part),
-                           seed=None if seed is None else seed + k, progress=False, **generate_kwargs)
+            out = generate(model, tokenizer, prompts, batch_size=len(part), seed=None if seed is None else seed + k, progress=False,
+                           **generate_kwargs, **shared)
         for (c, _), text in zip(part, out): texts[c].append(text)
     return texts

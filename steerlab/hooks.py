@@ -14,8 +14,8 @@ from torch import nn
 from .sites import FINAL_SITE, Site, block, final_norm, parse_site, submodule
 
 # %% auto #0
-__all__ = ['NAMED_POSITIONS', 'Pass', 'continuing', 'Tracker', 'Positions', 'as_positions', 'hook_site', 'hook_write',
-           'hooks_removed_after']
+__all__ = ['NAMED_POSITIONS', 'Pass', 'cache_rows', 'prompt_length', 'continuing', 'Tracker', 'Positions', 'as_positions',
+           'hook_site', 'hook_write', 'hooks_removed_after']
 
 # %% ../nbs/03_hooks.ipynb #ccdae2b6
 @dataclass
@@ -42,7 +42,21 @@ def _cache_length(kwargs: dict) -> int:
     if hasattr(cache, "get_seq_length"): return int(cache.get_seq_length())
     return int(cache[0][0].shape[-2])
 
+def cache_rows(model: nn.Module, cache, rows: torch.Tensor, upto: int, width: int):
+    "A new key-value cache holding `rows` of `cache` ((b,) indices) at positions < upto; the original is left as it was."
+    layers = [(layer.keys, layer.values) for layer in cache.layers]  # (batch, kv_heads, width, d_head) each
+    if any(k.shape[-2] != width for k, _ in layers): raise ValueError("a cache that drops positions (sliding-window truncation) cannot be split into rows")
+    return type(cache)([(k[rows, :, :upto], v[rows, :, :upto]) for k, v in layers], config=model.config)
+
 _continued_rows = contextvars.ContextVar("continued_rows", default=None)
+_known_prompt_len = contextvars.ContextVar("known_prompt_len", default=None)
+
+@contextlib.contextmanager
+def prompt_length(n: int):
+    "Declare that a pass which opens on a cache filled elsewhere (a shared prompt) belongs to a prompt of `n` tokens."
+    token = _known_prompt_len.set(int(n))
+    try: yield
+    finally: _known_prompt_len.reset(token)
 
 @contextlib.contextmanager
 def continuing(rows: torch.Tensor):
@@ -68,7 +82,7 @@ class Tracker:
         if past == 0: self.state.clear()  # a new sequence starts: forget what the last one decided
         elif self.current is not None and batch != self.current.real.shape[0]: self._follow_rows(batch)
         prompt_len = self.fixed_prompt_len if self.fixed_prompt_len is not None else (
-            seq if past == 0 else self.current.prompt_len if self.current else past)
+            seq if past == 0 else self.current.prompt_len if self.current else _known_prompt_len.get() or past)
         self.current = Pass(ids, real, torch.arange(past, past + seq, device=real.device), prompt_len, self.state)
 
     def _follow_rows(self, batch: int):
