@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import steerlab as sl
-from steerlab.methods.seal import KINDS, delimiter_states, onset_logprobs, seal_direction, seal_positions, step_kind
+from steerlab.methods.seal import KINDS, delimiter_states, onset_logprobs, seal_direction, seal_positions, step_kind, trace_bootstrap
 
 SLUG = "seal"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(n_traces=12, trace_tokens=256, layer=15, onset_tokens=2, n_exec=6, n_generate=3, max_new_tokens=16)
@@ -43,7 +43,8 @@ def test_paper_table(smoke_run):
     table, results = smoke_run.paper_table(FIGURES), smoke_run.results
     assert [c.split(":")[0] for c in table.claim] == ["C1", "C2", "C3", "C4", "C5"]
     assert "shuffled step kinds" in table.null.iloc[0] and table.null.iloc[1].count("random directions") == 1
-    assert (table.verdict.iloc[2] == sl.claims.VERDICTS[3]) == (results["base_reflect_steps"] < 2)  # testability read from the run
+    assert (table.verdict.iloc[2] == sl.claims.VERDICTS[3]) == (results["base_reflect_steps"] + results["seal_reflect_steps"] < 2)
+    assert (table.verdict.iloc[3] == sl.claims.VERDICTS[3]) == (results["n_ended"] < 2)  # testability read from the run
     assert (table.verdict.iloc[4] == sl.claims.VERDICTS[3]) == (results["n_solved"] < 2)
 
 
@@ -84,6 +85,23 @@ def test_separation_rule_rejects_noise():
     assert passed <= 0.05 * 100, passed
 
 
+def test_trace_bootstrap_rejects_noise():
+    "C1/C2's resampling by trace on noise shared within traces: no effect found against draws of the same noise."
+    rng = np.random.default_rng(2)
+    gap = lambda o, e: float(np.mean(o) - np.mean(e))
+    passed = 0
+    for trial in range(100):
+        traces = np.repeat(np.arange(12), 3)
+        def draw():
+            values = rng.normal(size=12)[traces] + 0.3 * rng.normal(size=36)  # a trace's delimiters share its problem
+            return values, rng.random(36) < 0.4
+        values, other = draw()
+        effect = trace_bootstrap(gap, traces, other, values, seed=trial)
+        null = sl.Null.from_draws([gap(v[o], v[~o]) for v, o in (draw() for _ in range(8))], "noise")
+        passed += sl.decide(effect, null, sign=-1, proxy=True)[0] != sl.claims.VERDICTS[2]
+    assert passed <= 0.05 * 100, passed
+
+
 def test_step_kinds_follow_seals_rules():
     assert step_kind("  wait, no") == "reflection" and step_kind("Let me check the sum.") == "reflection"
     assert step_kind("There is another method.") == "transition" and step_kind("Then x = 2.") == "execution"
@@ -95,8 +113,8 @@ def test_method_functions_bf16(arch):
     model = sl.tiny_model(arch, vocab_size=len(tok)).to(torch.bfloat16)
     steps = sl.Delimiter(tok, "\n\n")
     traces = ["2 + 3 = 5.\n\nWait, check it: 5.\n\nSo 5.", "1 + 1 = 2.\n\nAlternatively, count.\n\nSo 2.\n\nDone."]
-    table, states = delimiter_states(model, tok, ["Add 2 and 3.", "Add 1 and 1."], traces, "blocks.2.hook_resid_pre", steps, batch_size=2)
-    assert states.dtype == torch.float32 and states.shape == (len(table), 64) and table.kind.tolist().count("execution") == 3
+    table, states, dropped = delimiter_states(model, tok, ["Add 2 and 3.", "Add 1 and 1."], traces, "blocks.2.hook_resid_pre", steps, batch_size=2)
+    assert states.dtype == torch.float32 and states.shape == (len(table), 64) and table.kind.tolist().count("execution") == 3 and not dropped
     v = seal_direction(states, table.kind)
     assert torch.isfinite(v).all() and v.norm() > 0
     plans = [None, {"blocks.2.hook_resid_pre": sl.Add(v, -1.0)}]

@@ -13,8 +13,8 @@ import torch
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['REFLECTION', 'TRANSITION', 'KINDS', 'step_kind', 'delimiter_states', 'seal_direction', 'seal_positions',
-           'onset_logprobs', 'figures']
+__all__ = ['REFLECTION', 'TRANSITION', 'KINDS', 'step_kind', 'delimiter_states', 'trace_bootstrap', 'seal_direction',
+           'seal_positions', 'onset_logprobs', 'figures']
 
 # %% ../../nbs/papers/seal.ipynb #b9f24bf6
 REFLECTION = ("verify", "make sure", "hold on", "think again", "'s correct", "'s incorrect", "let me check", "seems right")
@@ -31,19 +31,29 @@ def step_kind(step: str) -> str:
 
 # %% ../../nbs/papers/seal.ipynb #48cd6ff1
 def delimiter_states(model, tokenizer, prompts: list[str], traces: list[str], site: str, delimiter: sl.Delimiter,
-                     system: str | None = None, batch_size: int = 16) -> tuple[pd.DataFrame, torch.Tensor]:
-    "One row per delimiter inside each trace (trace, token, step, kind) and the states there: (n_delimiters, d_model) float32."
+                     system: str | None = None, batch_size: int = 16) -> tuple[pd.DataFrame, torch.Tensor, list[int]]:
+    "One row per delimiter inside each trace (trace, token, step, kind), the states there ((n_delimiters, d_model) float32), and the traces left out."
     rule = delimiter.positions() & "generated"
     states = sl.capture(model, tokenizer, prompts, site, positions=rule, completions=traces, system=system,
                         batch_size=batch_size, reduce="none")[site]  # one (n_delimiters_i, d_model) per trace
-    rows = []
+    rows, kept, dropped = [], [], []
     for i, (trace, found) in enumerate(zip(traces, states)):
         at, steps = delimiter.split(trace)
-        if len(at) != len(found):
-            raise sl.SteerlabError(f"trace {i}: {len(at)} delimiters in the text but {len(found)} read after its prompt; "
-                                   "does the trace start with the delimiter?")
+        if len(at) != len(found):  # the trace's first token completes a delimiter begun by the prompt: no step to name
+            dropped.append(i); continue
         rows += [dict(trace=i, token=j, step=step, kind=step_kind(step)) for j, step in zip(at, steps)]
-    return pd.DataFrame(rows, columns=["trace", "token", "step", "kind"]), torch.cat(states)
+        kept.append(found)
+    return pd.DataFrame(rows, columns=["trace", "token", "step", "kind"]), torch.cat(kept), dropped
+
+def trace_bootstrap(statistic, traces, other, values, seed: int = 0) -> sl.Interval:
+    "`statistic(values before reflection/transition steps, values before execution steps)`, bootstrapped over traces: a trace's delimiters are resampled together."
+    traces, other, values = np.asarray(traces), np.asarray(other, bool), np.asarray(values, np.float64)
+    rows_of = {t: np.flatnonzero(traces == t) for t in np.unique(traces)}
+    def on(picked):
+        rows = np.concatenate([rows_of[t] for t in picked.astype(traces.dtype)])
+        mine, rest = values[rows][other[rows]], values[rows][~other[rows]]
+        return statistic(mine, rest) if len(mine) and len(rest) else np.nan  # a resample without one kind says nothing
+    return sl.bootstrap(on, np.array(list(rows_of)), seed=seed)
 
 def seal_direction(states: torch.Tensor, kinds) -> torch.Tensor:
     "SEAL's v: mean state before reflection/transition steps minus mean before execution steps, (d_model,)."
