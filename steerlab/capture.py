@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import Pass, Positions, hook_site, hooks_removed_after
+from .hooks import NAMED_POSITIONS, Pass, Positions, hook_site, hooks_removed_after
 from .prompts import encode_batch, format_prompts, length_batches
 from .sites import parse_site
 
@@ -50,6 +50,7 @@ class Reducer:
 def _resolve(positions, reduce: str | None) -> tuple:
     "(positions, reduce) with the older one-word names spelled out; unknown names raise."
     if isinstance(positions, str) and positions in ALIASES: positions, reduce = ALIASES[positions][0], reduce or ALIASES[positions][1]
+    if isinstance(positions, str) and positions not in POSITION_NAMES and positions in NAMED_POSITIONS: positions = NAMED_POSITIONS[positions]
     if not isinstance(positions, Positions) and positions not in POSITION_NAMES:
         raise ValueError(f"unknown positions {positions!r}; use one of {POSITION_NAMES + tuple(ALIASES)} or a Positions rule")
     reduce = reduce or ("none" if positions == "all" else "mean")

@@ -15,15 +15,14 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['SOURCE', 'TARGETS', 'FAMILY', 'METHODS', 'AFTER_FIRST', 'parallel_texts', 'eval_items', 'language_states',
-           'token_norm', 'language_direction', 'reply_scores', 'steering_score', 'score_gap', 'swapped_gaps',
-           'family_gap', 'shuffled_targets', 'figures']
+__all__ = ['SOURCE', 'TARGETS', 'FAMILY', 'METHODS', 'parallel_texts', 'eval_items', 'language_states', 'token_norm',
+           'language_direction', 'reply_scores', 'steering_score', 'score_gap', 'swapped_gaps', 'family_gap',
+           'shuffled_targets', 'figures']
 
 # %% ../../nbs/papers/clas_bench.ipynb #5e80bf23
 SOURCE, TARGETS = "en", ("fr", "es", "de")
 FAMILY = {"en": "Germanic", "de": "Germanic", "fr": "Romance", "es": "Romance"}
 METHODS = ("diffmean", "probe", "lda", "pca")
-AFTER_FIRST = sl.Positions(lambda p: p.real.cumsum(1) > 1, "after each row's first token")  # the mean leaves out the attention sink
 
 def parallel_texts(rows: Sequence[dict], kind: str) -> pd.DataFrame:
     "The parallel records of one kind ('sentence' or 'question'), one column per language."
@@ -40,12 +39,12 @@ def eval_items(questions: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
 # %% ../../nbs/papers/clas_bench.ipynb #57b593be
 def language_states(model, tokenizer, texts: Sequence[str], sites: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
     "Each text's residual state at each site, averaged over its tokens after the first: {site: (n, d_model)} float32."
-    states = sl.capture(model, tokenizer, list(texts), list(sites), positions=AFTER_FIRST, reduce="mean", chat=False, batch_size=batch_size)
+    states = sl.capture(model, tokenizer, list(texts), list(sites), positions="after_first", reduce="mean", chat=False, batch_size=batch_size)
     return {site: a.float().numpy() for site, a in states.items()}
 
 def token_norm(model, tokenizer, texts: Sequence[str], site: str, batch_size: int = 32) -> float:
     "Mean L2 norm of the residual state at `site` over the texts' tokens after the first."
-    states = sl.capture(model, tokenizer, list(texts), site, positions=AFTER_FIRST, reduce="none", chat=False, batch_size=batch_size)[site]
+    states = sl.capture(model, tokenizer, list(texts), site, positions="after_first", reduce="none", chat=False, batch_size=batch_size)[site]
     return float(torch.cat([s.float() for s in states]).norm(dim=-1).mean())
 
 def language_direction(target, source, method: str = "diffmean", seed: int = 0) -> torch.Tensor:
