@@ -73,8 +73,8 @@ class _Captured(Exception):
 
 def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Sequence[str], positions: str | Positions = "last",
             completions: Sequence[str] | None = None, chat: bool | None = None, system: str | None = None,
-            batch_size: int = 16, progress: bool | None = None, reduce: str | None = None) -> dict:
-    "Activations at `sites` for each prompt (+ completion): the tokens `positions` picks, reduced by `reduce`; see the tables above."
+            batch_size: int = 16, progress: bool | None = None, reduce: str | None = None, by_length: bool = False) -> dict:
+    "Activations at `sites` for each prompt (+ completion): the tokens `positions` picks, reduced by `reduce`; see the tables above. `by_length`: batch rows of similar length (see below)."
     sites = list(dict.fromkeys([sites] if isinstance(sites, str) else sites))
     if not sites: raise ValueError("capture needs at least one site")
     parsed = [parse_site(model, s) for s in sites]
@@ -82,11 +82,14 @@ def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Se
     if positions == "completion" and completions is None: raise ValueError("positions='completion' needs completions")
     texts = format_prompts(tokenizer, prompts, chat, system)
     device = next(model.parameters()).device
-    n_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    if completions: n_tokens = [n + len(tokenizer(c, add_special_tokens=False)["input_ids"]) for n, c in zip(n_tokens, completions)]
+    if by_length:  # rows of similar length together
+        n_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        if completions: n_tokens = [n + len(tokenizer(c, add_special_tokens=False)["input_ids"]) for n, c in zip(n_tokens, completions)]
+        order = length_batches(n_tokens, batch_size)
+    else: order = [list(range(i, min(i + batch_size, len(texts)))) for i in range(0, len(texts), batch_size)]
     out = {s: [None] * len(texts) for s in sites}
     bar = tqdm(total=len(texts), desc="capture", disable=progress is False or (progress is None and len(texts) <= 4 * batch_size))
-    for rows in length_batches(n_tokens, batch_size):  # shortest first, little padding
+    for rows in order:
         chunk = [texts[i] for i in rows]
         batch = encode_batch(tokenizer, chunk, [completions[i] for i in rows] if completions else None, device)
         keep = _tokens(batch, positions)  # (batch, len)
