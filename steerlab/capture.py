@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import Pass, Positions, hook_site, hooks_removed_after
+from .hooks import NAMED_POSITIONS, Pass, Positions, hook_site, hooks_removed_after
 from .prompts import encode_batch, format_prompts, length_batches
 from .sites import parse_site
 
@@ -50,6 +50,7 @@ class Reducer:
 def _resolve(positions, reduce: str | None) -> tuple:
     "(positions, reduce) with the older one-word names spelled out; unknown names raise."
     if isinstance(positions, str) and positions in ALIASES: positions, reduce = ALIASES[positions][0], reduce or ALIASES[positions][1]
+    if isinstance(positions, str) and positions not in POSITION_NAMES and positions in NAMED_POSITIONS: positions = NAMED_POSITIONS[positions]
     if not isinstance(positions, Positions) and positions not in POSITION_NAMES:
         raise ValueError(f"unknown positions {positions!r}; use one of {POSITION_NAMES + tuple(ALIASES)} or a Positions rule")
     reduce = reduce or ("none" if positions == "all" else "mean")
@@ -72,8 +73,8 @@ class _Captured(Exception):
 
 def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Sequence[str], positions: str | Positions = "last",
             completions: Sequence[str] | None = None, chat: bool | None = None, system: str | None = None,
-            batch_size: int = 16, progress: bool | None = None, reduce: str | None = None) -> dict:
-    "Activations at `sites` for each prompt (+ completion): the tokens `positions` picks, reduced by `reduce`; see the tables above."
+            batch_size: int = 16, progress: bool | None = None, reduce: str | None = None, by_length: bool = False) -> dict:
+    "Activations at `sites` for each prompt (+ completion): the tokens `positions` picks, reduced by `reduce`; see the tables above. `by_length`: batch rows of similar length (see below)."
     sites = list(dict.fromkeys([sites] if isinstance(sites, str) else sites))
     if not sites: raise ValueError("capture needs at least one site")
     parsed = [parse_site(model, s) for s in sites]
@@ -81,11 +82,14 @@ def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Se
     if positions == "completion" and completions is None: raise ValueError("positions='completion' needs completions")
     texts = format_prompts(tokenizer, prompts, chat, system)
     device = next(model.parameters()).device
-    n_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
-    if completions: n_tokens = [n + len(tokenizer(c, add_special_tokens=False)["input_ids"]) for n, c in zip(n_tokens, completions)]
+    if by_length:  # rows of similar length together
+        n_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+        if completions: n_tokens = [n + len(tokenizer(c, add_special_tokens=False)["input_ids"]) for n, c in zip(n_tokens, completions)]
+        order = length_batches(n_tokens, batch_size)
+    else: order = [list(range(i, min(i + batch_size, len(texts)))) for i in range(0, len(texts), batch_size)]
     out = {s: [None] * len(texts) for s in sites}
     bar = tqdm(total=len(texts), desc="capture", disable=progress is False or (progress is None and len(texts) <= 4 * batch_size))
-    for rows in length_batches(n_tokens, batch_size):  # shortest first, little padding
+    for rows in order:
         chunk = [texts[i] for i in rows]
         batch = encode_batch(tokenizer, chunk, [completions[i] for i in rows] if completions else None, device)
         keep = _tokens(batch, positions)  # (batch, len)

@@ -168,8 +168,13 @@ class Positions:
             return rows.to(p.real.device)[:, None].expand_as(p.real)
         return Positions(rule, "rows")
 
+def _after_first(p: Pass) -> torch.Tensor:
+    "(batch, seq): real tokens other than each row's first, the attention sink (in a cached pass every token qualifies)."
+    return p.real & ((p.real.long().cumsum(-1) > 1) | bool(p.positions[0] != 0))
+
 NAMED_POSITIONS = {
     "all": Positions(lambda p: torch.ones_like(p.real), "all"),
+    "after_first": Positions(_after_first, "after_first"),
     "prompt": Positions(lambda p: p.in_prompt(), "prompt"),
     "generated": Positions(lambda p: ~p.in_prompt(), "generated"),
     "last": Positions(lambda p: (p.positions[None, :] == p.prompt_end() - 1).expand_as(p.real), "last"),

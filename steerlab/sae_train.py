@@ -20,16 +20,15 @@ from .config import settings
 from .data import entry, load_alpaca
 from .evals import token_nll
 from .files import atomic_dir, sha256_file
-from .hooks import Positions
+
 from .models import default_model_dir, load_model
 from .prompts import format_prompts
 from .sae import Reconstruct, load_sae, read_sae_info, sae_encode, sae_site
 from .steering import Scale, steer
 from .vectors import hash_data
 
-
 # %% auto #0
-__all__ = ['AFTER_FIRST', 'train_sae', 'latent_frequencies', 'sae_quality', 'DefaultSAEConfig', 'default_sae_dir', 'alpaca_split',
+__all__ = ['train_sae', 'latent_frequencies', 'sae_quality', 'DefaultSAEConfig', 'default_sae_dir', 'alpaca_split',
            'training_activations', 'train_default_sae', 'default_sae', 'sae_info']
 
 # %% ../nbs/09b_sae_train.ipynb #fdcf6390
@@ -68,13 +67,6 @@ def latent_frequencies(sae: SAE, acts: torch.Tensor, batch_size: int = 4096) -> 
     return fired.float() / len(acts)
 
 # %% ../nbs/09b_sae_train.ipynb #5061db66
-def _after_first(p) -> torch.Tensor:
-    "(batch, seq): real tokens other than each row's first (during cached decoding every token qualifies)."
-    first_pass = bool(p.positions[0] == 0)
-    return p.real & ((p.real.long().cumsum(-1) > 1) | (not first_pass))
-
-AFTER_FIRST = Positions(_after_first, "after_first")
-
 @torch.no_grad()
 def sae_quality(model, tokenizer, sae: SAE, prompts: Sequence[str], completions: Sequence[str], chat: bool | None = None,
                 batch_size: int = 16) -> dict:
@@ -88,8 +80,8 @@ def sae_quality(model, tokenizer, sae: SAE, prompts: Sequence[str], completions:
     contexts = format_prompts(tokenizer, prompts, chat)
     loss = lambda: torch.cat(token_nll(model, tokenizer, completions, contexts, batch_size)).mean().item()
     clean = loss()
-    with steer(model, {site: Reconstruct(sae)}, positions=AFTER_FIRST): spliced = loss()
-    with steer(model, {site: Scale(torch.zeros(sae.cfg.d_in))}, positions=AFTER_FIRST): zero = loss()
+    with steer(model, {site: Reconstruct(sae)}, positions="after_first"): spliced = loss()
+    with steer(model, {site: Scale(torch.zeros(sae.cfg.d_in))}, positions="after_first"): zero = loss()
     return dict(explained_variance=explained.item(), l0=(features > 0).sum(-1).float().mean().item(), nll_clean=clean,
                 nll_sae=spliced, nll_zero=zero, ce_loss_recovered=(zero - spliced) / (zero - clean), n_tokens=len(acts))
 

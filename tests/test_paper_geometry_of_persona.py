@@ -6,7 +6,7 @@ import torch
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.geometry_of_persona import (AFTER_FIRST, TRAITS, agreement, agreement_prompt, alignment_excess, answer_ids, band_gap, cosines,
+from steerlab.methods.geometry_of_persona import (TRAITS, agreement, agreement_prompt, alignment_excess, answer_ids, band_gap, cosines,
                                                   mean_abs_cosine, pole_auroc, pole_scores, shuffled_traits, split_statements, trait_directions,
                                                   trait_predictions, trait_statements)
 
@@ -143,7 +143,7 @@ def test_method_on_bf16_tiny_model(arch):
     d = sl.dims(net)["d_model"]
     site = f"blocks.{sl.dims(net)['n_layers'] - 2}.hook_resid_post"
     texts = ["I love new ideas", "I hate change", "I plan every day", "I leave things to chance"]
-    states = sl.capture(net, tokenizer, texts, site, positions=AFTER_FIRST, reduce="mean", chat=False)[site].float().numpy()
+    states = sl.capture(net, tokenizer, texts, site, positions="after_first", reduce="mean", chat=False)[site].float().numpy()
     assert states.shape == (4, d) and np.isfinite(states).all()
     directions = trait_directions(states, [0, 0, 1, 1], [1, -1, 1, -1], 2)
     assert directions.shape == (2, d) and np.allclose(np.diag(cosines(directions)), 1, atol=1e-6) and 0 <= mean_abs_cosine(directions) <= 1

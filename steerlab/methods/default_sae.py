@@ -45,7 +45,7 @@ def text_nll(net, tokenizer, prompts: Sequence[str], completions: Sequence[str],
     contexts = sl.prompts.format_prompts(tokenizer, list(prompts), True)
     measure = lambda: torch.stack([n.float().sum().cpu() for n in sl.token_nll(net, tokenizer, list(completions), contexts, batch_size)])
     if plan is None: return measure()
-    with sl.steer(net, plan, positions=sae_train.AFTER_FIRST): return measure()
+    with sl.steer(net, plan, positions="after_first"): return measure()
 
 def random_sae(sae, seed: int = 0):
     "An SAE of the same shape with random encoder columns and decoder rows of the trained norms, b_dec kept, b_enc shuffled."

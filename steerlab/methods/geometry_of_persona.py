@@ -15,14 +15,13 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['TRAITS', 'POLES', 'AFTER_FIRST', 'QUESTION', 'trait_statements', 'split_statements', 'ridge_scores', 'pole_scores',
+__all__ = ['TRAITS', 'POLES', 'QUESTION', 'trait_statements', 'split_statements', 'ridge_scores', 'pole_scores',
            'trait_predictions', 'pole_auroc', 'trait_directions', 'cosines', 'mean_abs_cosine', 'shuffled_traits',
            'alignment_excess', 'agreement_prompt', 'answer_ids', 'agreement', 'band_gap', 'figures']
 
 # %% ../../nbs/papers/geometry_of_persona.ipynb #f15482a8
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
 POLES = {" Yes": 1, " No": -1}  # the answer matching the trait -> the statement's pole
-AFTER_FIRST = sl.Positions(lambda p: p.real.cumsum(1) > 1, "after each row's first token")  # pooling leaves out the attention sink
 
 def trait_statements(rows: Sequence[dict], trait: str) -> pd.DataFrame:
     "A persona file's rows as (trait, statement, pole): +1 when saying the statement matches the trait, −1 when denying it does."

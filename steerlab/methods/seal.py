@@ -35,7 +35,7 @@ def delimiter_states(model, tokenizer, prompts: list[str], traces: list[str], si
     "One row per delimiter inside each trace (trace, token, step, kind), the states there ((n_delimiters, d_model) float32), and the traces left out."
     rule = delimiter.positions() & "generated"
     states = sl.capture(model, tokenizer, prompts, site, positions=rule, completions=traces, system=system,
-                        batch_size=batch_size, reduce="none")[site]  # one (n_delimiters_i, d_model) per trace
+                        batch_size=batch_size, reduce="none", by_length=True)[site]  # one (n_delimiters_i, d_model) per trace
     rows, kept, dropped = [], [], []
     for i, (trace, found) in enumerate(zip(traces, states)):
         at, steps = delimiter.split(trace)
