@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .hooks import NAMED_POSITIONS, Pass, Positions, hook_site, hooks_removed_after
-from .prompts import encode_batch, format_prompts, length_batches
+from .prompts import batches, encode_batch, format_prompts, length_batches
 from .sites import parse_site
 
 # %% auto #0
@@ -86,7 +86,7 @@ def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Se
         n_tokens = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
         if completions: n_tokens = [n + len(tokenizer(c, add_special_tokens=False)["input_ids"]) for n, c in zip(n_tokens, completions)]
         order = length_batches(n_tokens, batch_size)
-    else: order = [list(range(i, min(i + batch_size, len(texts)))) for i in range(0, len(texts), batch_size)]
+    else: order = [rows for _, rows in batches(list(range(len(texts))), batch_size)]
     out = {s: [None] * len(texts) for s in sites}
     bar = tqdm(total=len(texts), desc="capture", disable=progress is False or (progress is None and len(texts) <= 4 * batch_size))
     for rows in order:
