@@ -15,7 +15,7 @@ from .prompts import batches, encode_batch, format_prompts, length_batches
 from .sites import parse_site
 
 # %% auto #0
-__all__ = ['POSITION_NAMES', 'REDUCTIONS', 'ALIASES', 'Reducer', 'capture']
+__all__ = ['POSITION_NAMES', 'REDUCTIONS', 'ALIASES', 'Reducer', 'capture', 'token_norm']
 
 # %% ../nbs/03b_capture.ipynb #0ac788e2
 POSITION_NAMES = ("all", "prompt", "last", "completion")
@@ -110,3 +110,10 @@ def capture(model: nn.Module, tokenizer, prompts: Sequence[str], sites: str | Se
         bar.update(len(chunk))
     bar.close()
     return out if reduce == "none" else {s: torch.stack(v) for s, v in out.items()}
+
+# %% ../nbs/03b_capture.ipynb #f4dc73bc
+def token_norm(model: nn.Module, tokenizer, texts: Sequence[str], site: str, chat: bool | None = None, system: str | None = None,
+               batch_size: int = 16) -> float:
+    "Mean L2 norm of the activation at `site` over the texts' tokens after the first."
+    states = capture(model, tokenizer, list(texts), site, positions="after_first", reduce="none", chat=chat, system=system, batch_size=batch_size)[site]
+    return float(torch.cat([s.float() for s in states]).norm(dim=-1).mean())

@@ -4,13 +4,14 @@
 
 # %% ../nbs/10a_controls.ipynb #60223644
 from __future__ import annotations
+import numpy as np
 import torch
 
 from .errors import SteerlabError
 
 # %% auto #0
 __all__ = ['MIN_DRAWS', 'random_directions', 'random_subspaces', 'random_planes', 'random_rank1', 'permutations', 'permuted',
-           'random_subsets']
+           'random_subsets', 'swapped']
 
 # %% ../nbs/10a_controls.ipynb #bfb54dee
 MIN_DRAWS = 8  # fewer draws give a null whose 95th percentile is mostly noise
@@ -60,3 +61,14 @@ def random_subsets(n_items: int, k: int, n: int = MIN_DRAWS, seed: int = 0) -> t
     "n random k-subsets of range(n_items), without replacement: (n, k) indices."
     if not 0 < k <= n_items: raise SteerlabError(f"cannot draw {k} of {n_items} items")
     return permutations(n_items, n, seed)[:, :k]
+
+# %% ../nbs/10a_controls.ipynb #c9d28386
+def swapped(first, second, n: int = MIN_DRAWS, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    "n copies of two paired samples (items along the first axis) with each item's pair swapped between them at random: [(first', second')]."
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    if a.shape != b.shape or a.ndim == 0: raise SteerlabError(f"swapped needs two samples of one shape with items along the first axis, got {a.shape} and {b.shape}")
+    rng, out = np.random.default_rng(seed), []
+    for _ in range(n):
+        swap = (rng.random(len(a)) < 0.5).reshape(-1, *[1] * (a.ndim - 1))  # (n_items, 1, ...)
+        out.append((np.where(swap, b, a), np.where(swap, a, b)))
+    return out

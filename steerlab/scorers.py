@@ -5,6 +5,7 @@
 # %% ../nbs/10c_scorers.ipynb #b0b0907e
 from __future__ import annotations
 import functools
+import re
 from typing import Sequence
 
 import numpy as np
@@ -14,8 +15,8 @@ import torch
 from .errors import strings, unknown_name
 
 # %% auto #0
-__all__ = ['LANGUAGES', 'MINILM_MAX_TOKENS', 'language_of', 'language_share', 'readability', 'lexical_diversity', 'distinct_n',
-           'embed', 'similarity', 'relevance', 'toxicity']
+__all__ = ['LANGUAGES', 'FORMALITY_WORDS', 'MINILM_MAX_TOKENS', 'language_of', 'language_share', 'readability',
+           'lexical_diversity', 'distinct_n', 'formality', 'embed', 'similarity', 'relevance', 'toxicity']
 
 # %% ../nbs/10c_scorers.ipynb #5bac7574
 LANGUAGES = ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "ko", "nl", "pl", "pt", "ru", "sv", "th", "tr", "uk",
@@ -74,6 +75,31 @@ def distinct_n(texts: Sequence[str], n: int = 1) -> float:
         tokens = text.lower().split()
         grams += [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
     return len(set(grams)) / len(grams) if grams else float("nan")
+
+# %% ../nbs/10c_scorers.ipynb #1a20a56e
+FORMALITY_WORDS = {
+    "article": {"a", "an", "the"},
+    "preposition": set("about above across after against along among around at before behind below beneath beside besides between "
+                       "beyond by despite down during except for from in inside into near of off on onto out outside over past per "
+                       "regarding since through throughout till to toward towards under underneath until unto upon via with within without".split()),
+    "pronoun": set("i me my mine myself you your yours yourself yourselves he him his himself she her hers herself it its itself "
+                   "we us our ours ourselves they them their theirs themselves someone somebody something anyone anybody anything "
+                   "everyone everybody everything nobody nothing i'm i've i'll i'd you're you've you'll you'd he's she's it's "
+                   "we're we've we'll they're they've they'll".split()),
+    "interjection": set("oh ah wow hey hi hello okay ok yeah yes no well oops ugh hmm huh haha lol yay please thanks".split()),
+}
+
+def formality(texts: Sequence[str]) -> np.ndarray:
+    "Heylighen–Dewaele formality on closed word classes, (articles% + prepositions% − pronouns% − interjections% + 100) / 2 per text, NaN without words."
+    out = []
+    for text in strings(texts, "texts"):
+        words = re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower().replace("’", "'"))
+        if not words:
+            out.append(np.nan)
+            continue
+        share = {k: 100 * sum(w in members for w in words) / len(words) for k, members in FORMALITY_WORDS.items()}
+        out.append((share["article"] + share["preposition"] - share["pronoun"] - share["interjection"] + 100) / 2)
+    return np.array(out, dtype=float)
 
 # %% ../nbs/10c_scorers.ipynb #0c52f5d1
 MINILM_MAX_TOKENS = 256  # all-MiniLM-L6-v2's sentence-transformers max_seq_length

@@ -7,7 +7,7 @@ import torch
 import steerlab as sl
 from steerlab.data import load
 from steerlab.methods.clas_bench import (METHODS, SOURCE, TARGETS, eval_items, family_gap, language_direction, language_states, parallel_texts,
-                                         score_gap, shuffled_targets, steering_score, swapped_gaps, token_norm)
+                                         score_gap, shuffled_targets, steering_score, swapped_gaps)
 
 SLUG = "clas_bench"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(n_vector=12, n_eval=6, depth=0.6, early_depth=0.2, strength=0.3, max_new_tokens=8, n_random=8, n_control=2, n_permutations=8)
@@ -120,7 +120,7 @@ def test_method_on_bf16_tiny_model(arch):
     french = ["Le soleil se lève tôt.", "Ma sœur travaille ici.", "Il a plu toute la nuit.", "Le musée est fermé."]
     source, target = (language_states(net, tokenizer, texts, [site])[site] for texts in (english, french))
     assert source.shape == (4, sl.dims(net)["d_model"]) and source.dtype == np.float32 and np.isfinite(source).all()
-    assert token_norm(net, tokenizer, english, site) > 0
+    assert sl.token_norm(net, tokenizer, english, site, chat=False) > 0
     for method in METHODS:
         direction = language_direction(target, source, method)
         assert direction.dtype == torch.float32 and abs(float(direction.norm()) - 1) < 1e-5

@@ -1,4 +1,4 @@
-"Offline scorers on hand-checked texts: language, readability, lexical diversity, distinct n-grams, embeddings, profanity; none touches the network."
+"Offline scorers on hand-checked texts: language, readability, lexical diversity, distinct n-grams, embeddings, profanity, formality; none touches the network."
 import math, os, subprocess, sys
 
 import numpy as np
@@ -96,7 +96,16 @@ def test_a_profane_sentence_scores_higher_than_a_polite_one():
     assert scores[0] > 0.9 and scores[1] < 0.1
 
 
-@pytest.mark.parametrize("scorer", ["language_of", "readability", "lexical_diversity", "distinct_n", "embed", "toxicity"])
+def test_formality_ranks_formal_prose_above_chat_and_counts_closed_classes():
+    formal = "The results of the survey are presented in the appendix of the report."
+    chatty = "Hey, I think you'll like it, honestly, we loved it."
+    scores = sl.formality([formal, chatty, "A cat sat on the mat.", "!!"])
+    assert scores[0] > 60 and scores[1] < 45
+    assert scores[2] == (100 * 2 / 6 + 100 * 1 / 6 + 100) / 2  # a, the: articles; on: preposition; 6 words
+    assert math.isnan(scores[3])
+
+
+@pytest.mark.parametrize("scorer", ["language_of", "readability", "lexical_diversity", "distinct_n", "embed", "toxicity", "formality"])
 def test_one_string_is_refused(scorer):
     with pytest.raises(TypeError, match="texts must be a list of strings, not one string"): getattr(sl, scorer)("hello")
 
@@ -107,7 +116,7 @@ def refuse(*args, **kwargs): raise OSError("a scorer touched the network")
 socket.socket.connect = socket.socket.connect_ex = socket.create_connection = socket.getaddrinfo = refuse
 import steerlab as sl
 sl.language_of(["Bonjour à tous."]); sl.readability(["A plain sentence."]); sl.lexical_diversity(["one two"])
-sl.distinct_n(["a b"]); sl.relevance(["an answer"], ["a question"]); sl.toxicity(["hello"])
+sl.distinct_n(["a b"]); sl.relevance(["an answer"], ["a question"]); sl.toxicity(["hello"]); sl.formality(["hello"])
 print("offline")
 """
 

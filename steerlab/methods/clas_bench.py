@@ -15,9 +15,8 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['SOURCE', 'TARGETS', 'FAMILY', 'METHODS', 'parallel_texts', 'eval_items', 'language_states', 'token_norm',
-           'language_direction', 'reply_scores', 'steering_score', 'score_gap', 'swapped_gaps', 'family_gap',
-           'shuffled_targets', 'figures']
+__all__ = ['SOURCE', 'TARGETS', 'FAMILY', 'METHODS', 'parallel_texts', 'eval_items', 'language_states', 'language_direction',
+           'reply_scores', 'steering_score', 'score_gap', 'swapped_gaps', 'family_gap', 'shuffled_targets', 'figures']
 
 # %% ../../nbs/papers/clas_bench.ipynb #5e80bf23
 SOURCE, TARGETS = "en", ("fr", "es", "de")
@@ -41,11 +40,6 @@ def language_states(model, tokenizer, texts: Sequence[str], sites: Sequence[str]
     "Each text's residual state at each site, averaged over its tokens after the first: {site: (n, d_model)} float32."
     states = sl.capture(model, tokenizer, list(texts), list(sites), positions="after_first", reduce="mean", chat=False, batch_size=batch_size)
     return {site: a.float().numpy() for site, a in states.items()}
-
-def token_norm(model, tokenizer, texts: Sequence[str], site: str, batch_size: int = 32) -> float:
-    "Mean L2 norm of the residual state at `site` over the texts' tokens after the first."
-    states = sl.capture(model, tokenizer, list(texts), site, positions="after_first", reduce="none", chat=False, batch_size=batch_size)[site]
-    return float(torch.cat([s.float() for s in states]).norm(dim=-1).mean())
 
 def language_direction(target, source, method: str = "diffmean", seed: int = 0) -> torch.Tensor:
     "Unit direction from source-language states to target-language states ((n, d) each, rows parallel) by diffmean, probe, lda or pca: (d,)."
@@ -74,12 +68,8 @@ def score_gap(success, relevance, other_success, other_relevance) -> float:
 
 def swapped_gaps(first: tuple, second: tuple, n: int, seed: int = 0) -> list[float]:
     "`score_gap` of two methods' (success, relevance) on the same questions, each question's two replies swapped between the methods at random, `n` times."
-    a, b = np.asarray(first, float), np.asarray(second, float)  # (2, n_questions) each
-    rng, gaps = np.random.default_rng(seed), []
-    for _ in range(n):
-        swap = rng.random(a.shape[1]) < 0.5  # (n_questions,)
-        gaps.append(score_gap(*np.where(swap, b, a), *np.where(swap, a, b)))
-    return gaps
+    pairs = sl.swapped(np.asarray(first, float).T, np.asarray(second, float).T, n, seed)  # (n_questions, 2) each
+    return [score_gap(*a.T, *b.T) for a, b in pairs]
 
 # %% ../../nbs/papers/clas_bench.ipynb #66f7066e
 def family_gap(states: dict[str, np.ndarray], rows=None) -> float:
