@@ -87,7 +87,7 @@ def token_ablation(model, tokenizer, prompts: Sequence[str], target_fn: Callable
     batch, mask, x = _inputs(model, tokenizer, prompts, completions)
     f = _score(model, x, batch, target_fn)
     replaced = model.get_input_embeddings().weight[token].float()      # (d,)
-    scores = torch.zeros_like(f[:, None].expand_as(mask), dtype=torch.float32)
+    scores = torch.zeros(mask.shape, device=f.device)                 # (n, seq)
     for t in range(x.shape[1]):
         if not mask[:, t].any(): continue
         ablated = x.clone()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10d_learn.ipynb #a1e0c003
 from __future__ import annotations
-import contextlib, copy, math
+import contextlib, math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
