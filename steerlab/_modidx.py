@@ -318,6 +318,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                 'steerlab.learn.interchange': ('learn.html#interchange', 'steerlab/learn.py'),
                                 'steerlab.learn.js_divergence': ('learn.html#js_divergence', 'steerlab/learn.py'),
                                 'steerlab.learn.kl_divergence': ('learn.html#kl_divergence', 'steerlab/learn.py'),
+                                'steerlab.learn.pooled_activations': ('learn.html#pooled_activations', 'steerlab/learn.py'),
                                 'steerlab.learn.prox_group_lasso': ('learn.html#prox_group_lasso', 'steerlab/learn.py'),
                                 'steerlab.learn.sequence_logprobs': ('learn.html#sequence_logprobs', 'steerlab/learn.py'),
                                 'steerlab.learn.trainable_parameters': ('learn.html#trainable_parameters', 'steerlab/learn.py'),

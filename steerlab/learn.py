@@ -25,8 +25,9 @@ from .vectors import Vector
 
 # %% auto #0
 __all__ = ['Trainable', 'LearnedVector', 'UnitAffine', 'interchange', 'Rank1Clamp', 'frozen', 'completion_batch',
-           'completion_logits', 'sequence_logprobs', 'bipo_loss', 'kl_divergence', 'js_divergence', 'wasserstein_1d',
-           'prox_group_lasso', 'dii_loss', 'FitRecord', 'trainable_parameters', 'fit']
+           'completion_logits', 'sequence_logprobs', 'pooled_activations', 'bipo_loss', 'kl_divergence',
+           'js_divergence', 'wasserstein_1d', 'prox_group_lasso', 'dii_loss', 'FitRecord', 'trainable_parameters',
+           'fit']
 
 # %% ../nbs/10d_learn.ipynb #a1e0c005
 class Trainable(nn.Module, Intervention):
@@ -66,9 +67,9 @@ class UnitAffine(Trainable):
         self.scale, self.shift = nn.Parameter(torch.zeros(d)), nn.Parameter(torch.zeros(d))
     def forward(self, h, p):
         return h * (1 + self.scale).to(h.device, h.dtype) + self.shift.to(h.device, h.dtype)
-    def export(self) -> list[Intervention]:
-        "The same map as plain interventions for one site of a plan: `[Scale(1 + scale), Add(shift)]`."
-        return [Scale(1 + self.scale.detach().float().cpu()), Add(self.shift.detach().float().cpu())]
+    def export(self, strength: float = 1.0) -> list[Intervention]:
+        "The map h + strength·(T(h) − h) as plain interventions for one site of a plan: `[Scale(1 + strength·scale), Add(strength·shift)]`."
+        return [Scale(1 + strength * self.scale.detach().float().cpu()), Add(strength * self.shift.detach().float().cpu())]
 
 def interchange(h: torch.Tensor, source: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     "h with its projection on the unit direction u replaced by source's: h + ((source − h)·u) u; `source` broadcasts against h."
@@ -148,6 +149,21 @@ def sequence_logprobs(model, tokenizer, prompts: Sequence[str], completions: Seq
     token = logits.log_softmax(-1).gather(-1, targets[..., None])[..., 0] * mask  # (n, W)
     total = token.sum(1)
     return total if reduce == "sum" else total / mask.sum(1)
+
+def pooled_activations(model, tokenizer, texts: Sequence[str], sites: Sequence[str], plan: dict | None = None,
+                       positions="all") -> dict[str, torch.Tensor]:
+    "Each text's activation at each site (after `plan` acts there), averaged over its real tokens: {site: (n, d)} float32, with gradients for the interventions of `plan`."
+    sites = [parse_site(model, s).name for s in ([sites] if isinstance(sites, str) else sites)]
+    batch = completion_batch(tokenizer, texts, device=next(model.parameters()).device)
+    real = batch["attention_mask"][..., None].float()                   # (n, seq, 1)
+    pooled = {}
+    def reader(site):
+        def fn(h): pooled[site] = (h.float() * real).sum(1) / real.sum(1)  # (n, d)
+        return fn
+    with frozen(model), _steered(model, batch, plan, positions):         # steering first: each reader sees the steered activation
+        with hooks_removed_after([handle for s in sites for handle in hook_site(model, s, reader(s))]):
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], position_ids=batch["position_ids"], use_cache=False)
+    return pooled
 
 # %% ../nbs/10d_learn.ipynb #a1e0c012
 def bipo_loss(lp_chosen: torch.Tensor, lp_rejected: torch.Tensor, ref_chosen: torch.Tensor, ref_rejected: torch.Tensor,

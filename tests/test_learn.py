@@ -235,3 +235,20 @@ def test_add_renorm_keeps_each_tokens_norm(tiny):
     plain = seen["h"].norm(dim=-1)
     with torch.no_grad(), sl.steer(tiny, {SITE: sl.Add(v, 4.0, renorm=True)}), hooks_removed_after(hook_site(tiny, SITE, record)): tiny(ids)
     close(seen["h"].norm(dim=-1), plain, eps=1e-4)  # the hook after the steering one sees the same norms
+
+
+def test_lineas_style_fit_moves_pooled_activations_toward_a_target(tiny, tokenizer):
+    sites = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"]
+    source, target_texts = ["You are a fool", "I hate this", "What a stupid idea", "Go away"], ["You are kind", "I love this", "What a fine idea", "Welcome"]
+    with torch.no_grad(): target = sl.pooled_activations(tiny, tokenizer, target_texts, sites)
+    maps = {s: sl.UnitAffine(64) for s in sites}
+    def transport(items):
+        pooled = sl.pooled_activations(tiny, tokenizer, list(items), sites, plan=maps)
+        return sum(sl.wasserstein_1d(pooled[s], target[s]).sum() for s in sites)
+    before = transport(source).item()
+    prox = lambda: sl.prox_group_lasso([(m.scale, m.shift) for m in maps.values()], lam=1e-4, l1=1e-3)
+    record = sl.fit(maps, transport, source, model=tiny, steps=15, lr=0.01, batch_size=4, prox=prox, progress=False)
+    assert transport(source).item() < 0.8 * before and all(math.isfinite(v) for v in record.train)
+    assert ((maps[sites[0]].scale == 0) | (maps[sites[0]].shift == 0)).any()  # the l1 step holds some units at exactly zero
+    identity = logits(tiny, tokenizer, {s: m.export(strength=0.0) for s, m in maps.items()})
+    close(identity, logits(tiny, tokenizer, {sites[0]: sl.Add(torch.zeros(64))}), eps=1e-5)  # strength 0: the identity
