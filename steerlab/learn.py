@@ -212,7 +212,7 @@ def prox_group_lasso(groups: Sequence, lam: float, l1: float = 0.0) -> None:
     "In place: soft-threshold every entry by `l1`, then scale each group (a tensor or a tuple of them) by max(0, 1 − lam/‖group‖)."
     for group in groups:
         parts = list(group) if isinstance(group, (list, tuple)) else [group]
-        if l1: 
+        if l1:
             for t in parts: t.copy_(t.sign() * (t.abs() - l1).clamp_min(0))
         norm = torch.sqrt(sum(t.float().pow(2).sum() for t in parts))
         shrink = (1 - lam / norm.clamp_min(1e-12)).clamp_min(0)
