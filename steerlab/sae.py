@@ -44,15 +44,14 @@ def read_sae_info(folder: Path | str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 def load_sae(source: str | Path | SAEEntry, site: str | None = None, device: str | None = None, dtype: str = "float32") -> SAE:
-    "A sae-lens SAE from a registry name or entry, 'default' (the default model's SAE), or a local sae-lens folder; its site recorded."
+    "A sae-lens SAE from a registry name or entry, a default-model SAE's name ('default', 'default-l5', ...), or a local sae-lens folder; its site recorded."
     device = str(device or resolve_device())
+    from steerlab.sae_train import DEFAULT_SAES, default_sae  # the training module builds on this one
     if isinstance(source, SAEEntry) or str(source) in sae_registry():
         e = source if isinstance(source, SAEEntry) else sae_registry()[str(source)]
         sae, info, name = load_registered_sae(e, device, dtype), dict(sha256=e.files, revision=e.revision), e.name
         site = site or e.site
-    elif str(source) == "default":
-        from steerlab.sae_train import default_sae  # the training module builds on this one
-        return default_sae(device=device)
+    elif str(source) in DEFAULT_SAES: return default_sae(str(source), device=device)
     elif Path(source).is_dir():
         folder = Path(source)
         if not (folder / "cfg.json").is_file(): raise FileNotFoundError(f"{folder} holds no sae-lens SAE (cfg.json + sae_weights.safetensors)")
@@ -61,7 +60,7 @@ def load_sae(source: str | Path | SAEEntry, site: str | None = None, device: str
         info = {key: value for key, value in read_sae_info(folder).items() if key in ("quality", "weights_sha256")}
         name = sae.cfg.metadata.steerlab_name or folder.name
     else:
-        raise unknown_name("SAE (a registry name, 'default' or a local folder)", str(source), [*sae_registry(), "default"])
+        raise unknown_name("SAE (a registry name, a default-model SAE or a local folder)", str(source), [*sae_registry(), *DEFAULT_SAES])
     sae.cfg.metadata.steerlab_site = site or sae_site(sae)
     sae.cfg.metadata.steerlab_name = name
     sae.eval()
