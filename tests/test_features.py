@@ -104,6 +104,7 @@ def test_matched_random_units_have_the_size_and_bins_asked_for():
     assert freq[draws[:, :5]].min() > freq.median() and torch.equal(draws, sl.matched_random_units(freq, units, n=20, n_bins=10, seed=3))
     with pytest.raises(ValueError, match="distinct units"): sl.matched_random_units(freq, [1, 1])
     with pytest.raises(sl.SteerlabError, match="at least 8"): sl.matched_random_units(freq, [1], n=3)
+    with pytest.raises(IndexError, match="out of range"): sl.matched_random_units(freq, [200])
 
 
 def test_permuted_labels_do_not_find_the_planted_unit():
