@@ -17,18 +17,18 @@ from .prompts import PAD_FREE, PAD_SLACK, batches, encode_batch, length_batches
 from .steering import steer
 
 # %% auto #0
-__all__ = ['REFUSAL_SUBSTRINGS', 'token_nll', 'perplexity', 'next_token_logprobs', 'continuation_logprobs', 'branch_logprobs',
-           'option_logprobs', 'option_probs', 'option_entropy', 'is_refusal', 'refusal_score', 'final_number',
-           'is_correct', 'response_lengths', 'auroc']
+__all__ = ['REFUSAL_SUBSTRINGS', 'adds_special_tokens', 'forward_last', 'token_nll', 'perplexity', 'next_token_logprobs',
+           'continuation_logprobs', 'branch_logprobs', 'option_logprobs', 'option_probs', 'option_entropy',
+           'is_refusal', 'refusal_score', 'final_number', 'is_correct', 'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
-def _add_special_tokens(tokenizer, prompts: list[str]) -> bool:
-    "Add special tokens unless the prompts already start with the BOS token."
+def adds_special_tokens(tokenizer, prompts: list[str]) -> bool:
+    "Whether scoring adds special tokens to `prompts`: unless they already start with the BOS token."
     bos = tokenizer.bos_token
     return not (bos and all(p.startswith(bos) for p in prompts))
 
 
-def _forward(model, keep: int, **inputs):
+def forward_last(model, keep: int, **inputs):
     "The model's output with logits at the last `keep` positions only (where the model supports it)."
     if "logits_to_keep" in inspect.signature(model.forward).parameters: inputs["logits_to_keep"] = keep
     return model(**inputs)
@@ -36,7 +36,7 @@ def _forward(model, keep: int, **inputs):
 def _last_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: int) -> torch.Tensor:
     "Logits at the last `keep` positions of a left-padded batch: (batch, keep, vocab)."
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (batch, seq): pads don't count
-    return _forward(model, keep, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+    return forward_last(model, keep, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                     use_cache=False).logits[:, -keep:]
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def _score_texts(model, tokenizer, texts: list[str], batch_size: int) -> list[to
     "Log-probability of each text's tokens after its first, given the tokens before it."
     for i, text in enumerate(texts):
         if not text: raise ValueError(f"text {i} is empty")
-    special = _add_special_tokens(tokenizer, texts)
+    special = adds_special_tokens(tokenizer, texts)
     device = next(model.parameters()).device
     results = [None] * len(texts)
     chunks = _prompt_chunks(texts, batch_size, _token_counts(tokenizer, texts, special))
@@ -85,7 +85,7 @@ def _prompt_chunks(prompts: list[str], batch_size: int, n_tokens: dict[str, int]
 
 def _prompt_pass(model, batch: dict, use_cache: bool):
     "Run a chunk's prompts (positions from the mask), keeping logits at the last position only."
-    return _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=use_cache)
+    return forward_last(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=use_cache)
 
 def _rows_by_pass(prompt_rows: torch.Tensor, completion_rows: torch.Tensor) -> Positions:
     "One plan's rows: `prompt_rows` in the prompt pass (it starts at position 0), `completion_rows` in the passes that continue it."
@@ -107,7 +107,7 @@ def _plans_on(model, plans: list | None, positions, rows_of: list[list[int]], so
 def _score_completions(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int,
                        plans: list | None = None, positions="all") -> list[torch.Tensor]:
     "Log-probability of each completion token given its prompt (row i steered by `plans[i]`): each distinct (prompt, plan) runs once, its completions continue it from the cache."
-    special = _add_special_tokens(tokenizer, prompts)
+    special = adds_special_tokens(tokenizer, prompts)
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     n_tokens = _token_counts(tokenizer, prompts, special)
@@ -168,7 +168,7 @@ def next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: in
     "Log-probabilities of the token after each prompt, row i steered by `plans[i]` at `positions`: (n_prompts, vocab)."
     prompts = strings(prompts, "prompts")
     plans = _row_plans(plans, len(prompts))
-    special = _add_special_tokens(tokenizer, prompts)
+    special = adds_special_tokens(tokenizer, prompts)
     device = next(model.parameters()).device
     n_tokens = _token_counts(tokenizer, prompts, special)
     for i, prompt in enumerate(prompts):
@@ -206,7 +206,7 @@ def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Seque
     prompts, completions = strings(prompts, "prompts"), strings(completions, "completions")
     if len(prompts) != len(completions): raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     if n_tokens < 1: raise ValueError(f"n_tokens must be >= 1, got {n_tokens}")
-    special = _add_special_tokens(tokenizer, prompts)
+    special = adds_special_tokens(tokenizer, prompts)
     lengths = [len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in completions]
     for i, j, _ in branches:
         if not 0 <= i < len(prompts): raise ValueError(f"branch row {i} is outside the {len(prompts)} rows")
@@ -223,7 +223,7 @@ def branch_logprobs(model, tokenizer, prompts: Sequence[str], completions: Seque
         batch = encode_batch(tokenizer, [prompts[i] for i in chunk], [completions[i] for i in chunk], device, special)
         ends = [int(batch["completion_start"][r]) + branches[k][1] + n_tokens + 1 for r, i in enumerate(chunk) for k in by_row[i]]
         batch = {key: value[:, :max(ends)] if value.dim() == 2 else value for key, value in batch.items()}  # later tokens change nothing before them
-        cache = _forward(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True).cache
+        cache = forward_last(model, 1, **{k: batch[k] for k in ("input_ids", "attention_mask", "position_ids")}, use_cache=True).cache
         width, steps = batch["input_ids"].shape[1], torch.arange(n_tokens, device=device)
         todo = sorted(((r, k) for r, i in enumerate(chunk) for k in by_row[i]), key=lambda rk: branches[rk[1]][1])  # (row in the chunk, branch)
         for _, part in batches(todo, batch_size):

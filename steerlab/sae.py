@@ -23,8 +23,8 @@ from .vectors import Vector
 
 
 # %% auto #0
-__all__ = ['sae_site', 'read_sae_info', 'load_sae', 'sae_encode', 'sae_features', 'latent_vector', 'ClampLatents', 'Reconstruct',
-           'top_contexts']
+__all__ = ['sae_site', 'read_sae_info', 'load_sae', 'sae_encode', 'sae_features', 'latent_vector', 'AddLatent', 'ClampLatents',
+           'AblateLatents', 'Reconstruct', 'top_contexts']
 
 # %% ../nbs/09_sae.ipynb #1bdb386c
 def sae_site(sae: SAE) -> str:
@@ -44,15 +44,14 @@ def read_sae_info(folder: Path | str) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 def load_sae(source: str | Path | SAEEntry, site: str | None = None, device: str | None = None, dtype: str = "float32") -> SAE:
-    "A sae-lens SAE from a registry name or entry, 'default' (the default model's SAE), or a local sae-lens folder; its site recorded."
+    "A sae-lens SAE from a registry name or entry, a default-model SAE's name ('default', 'default-l5', ...), or a local sae-lens folder; its site recorded."
     device = str(device or resolve_device())
+    from steerlab.sae_train import DEFAULT_SAES, default_sae  # the training module builds on this one
     if isinstance(source, SAEEntry) or str(source) in sae_registry():
         e = source if isinstance(source, SAEEntry) else sae_registry()[str(source)]
         sae, info, name = load_registered_sae(e, device, dtype), dict(sha256=e.files, revision=e.revision), e.name
         site = site or e.site
-    elif str(source) == "default":
-        from steerlab.sae_train import default_sae  # the training module builds on this one
-        return default_sae(device=device)
+    elif str(source) in DEFAULT_SAES: return default_sae(str(source), device=device)
     elif Path(source).is_dir():
         folder = Path(source)
         if not (folder / "cfg.json").is_file(): raise FileNotFoundError(f"{folder} holds no sae-lens SAE (cfg.json + sae_weights.safetensors)")
@@ -61,7 +60,7 @@ def load_sae(source: str | Path | SAEEntry, site: str | None = None, device: str
         info = {key: value for key, value in read_sae_info(folder).items() if key in ("quality", "weights_sha256")}
         name = sae.cfg.metadata.steerlab_name or folder.name
     else:
-        raise unknown_name("SAE (a registry name, 'default' or a local folder)", str(source), [*sae_registry(), "default"])
+        raise unknown_name("SAE (a registry name, a default-model SAE or a local folder)", str(source), [*sae_registry(), *DEFAULT_SAES])
     sae.cfg.metadata.steerlab_site = site or sae_site(sae)
     sae.cfg.metadata.steerlab_name = name
     sae.eval()
@@ -97,6 +96,16 @@ def latent_vector(sae: SAE, latent: int) -> Vector:
                   norm_ref=sae.cfg.metadata.norm_ref, meta=dict(sae=_name(sae), latent=latent, d_sae=sae.cfg.d_sae))
 
 # %% ../nbs/09_sae.ipynb #681b130e
+def _latent_table(sae: SAE, values: dict[int, float], what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "Checked (latents, values) tensors from {latent: value}."
+    if not values: raise ValueError(f"{what} needs at least one {{latent: value}}")
+    latents = [int(j) for j in values]
+    bad = [j for j in latents if not 0 <= j < sae.cfg.d_sae]
+    if bad: raise IndexError(f"latents {bad} out of range: this SAE has {sae.cfg.d_sae} latents")
+    table = torch.tensor([float(x) for x in values.values()])
+    if not torch.isfinite(table).all(): raise ValueError(f"{what} values contain NaN or inf")
+    return torch.tensor(latents), table
+
 class _AtSAESite(Intervention):
     "Shared checks for interventions that run an SAE at its own site."
     def check(self, site):
@@ -110,21 +119,38 @@ class _AtSAESite(Intervention):
             raise ValueError(f"the SAE is on {self.sae.W_dec.device} but the activations are on {h.device}: load it with device=")
         return self.sae.encode(h.to(self.sae.dtype))
 
+    def _swap(self, h: torch.Tensor, f: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        "h − decode(f) + decode(changed): the reconstruction error kept, exactly h where nothing changed."
+        return h + (self.sae.decode(changed) - self.sae.decode(f)).to(h.dtype)
+
+class AddLatent(_AtSAESite):
+    "Raise SAE latents by boosts ({latent: boost}), keeping the SAE's reconstruction error: h + Σ boost·W_dec[latent]."
+    def __init__(self, sae: SAE, boosts: dict[int, float]):
+        self.sae, (self.latents, self.boosts) = sae, _latent_table(sae, boosts, "AddLatent")
+
+    def __call__(self, h, p):
+        f = self._features(h)  # (batch, seq, d_sae)
+        raised = f.clone()
+        raised[..., self._on("latents", f).long()] += self._on("boosts", f)
+        return self._swap(h, f, raised)
+
 class ClampLatents(_AtSAESite):
     "Set SAE latents to fixed values ({latent: value}; 0 ablates), keeping the SAE's reconstruction error."
     def __init__(self, sae: SAE, values: dict[int, float]):
-        if not values: raise ValueError("ClampLatents needs at least one {latent: value}")
-        bad = [j for j in values if not 0 <= j < sae.cfg.d_sae]
-        if bad: raise IndexError(f"latents {bad} out of range: this SAE has {sae.cfg.d_sae} latents")
-        self.sae, self.latents = sae, torch.tensor(list(values))
-        self.values = torch.tensor([float(x) for x in values.values()])
-        if not torch.isfinite(self.values).all(): raise ValueError("clamp values contain NaN or inf")
+        self.sae, (self.latents, self.values) = sae, _latent_table(sae, values, "ClampLatents")
 
     def __call__(self, h, p):
         f = self._features(h)  # (batch, seq, d_sae)
         clamped = f.clone()
         clamped[..., self._on("latents", f).long()] = self._on("values", f)
-        return h + (self.sae.decode(clamped) - self.sae.decode(f)).to(h.dtype)  # exactly h where nothing changed
+        return self._swap(h, f, clamped)
+
+class AblateLatents(ClampLatents):
+    "Zero a set of SAE latents, keeping the SAE's reconstruction error (ClampLatents at 0)."
+    def __init__(self, sae: SAE, latents: Sequence[int]):
+        latents = [int(j) for j in latents]
+        if not latents: raise ValueError("AblateLatents needs at least one latent")
+        super().__init__(sae, dict.fromkeys(latents, 0.0))
 
 class Reconstruct(_AtSAESite):
     "Replace the activation by the SAE's reconstruction decode(encode(h))."

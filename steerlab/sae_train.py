@@ -18,6 +18,7 @@ from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from .capture import capture
 from .config import settings
 from .data import entry, load_alpaca
+from .errors import unknown_name
 from .evals import token_nll
 from .files import atomic_dir, sha256_file
 
@@ -28,8 +29,8 @@ from .steering import Scale, steer
 from .vectors import hash_data
 
 # %% auto #0
-__all__ = ['train_sae', 'latent_frequencies', 'sae_quality', 'DefaultSAEConfig', 'default_sae_dir', 'alpaca_split',
-           'training_activations', 'train_default_sae', 'default_sae', 'sae_info']
+__all__ = ['DEFAULT_SAES', 'train_sae', 'latent_frequencies', 'sae_quality', 'DefaultSAEConfig', 'default_sae_dir',
+           'alpaca_split', 'training_activations', 'train_default_sae', 'default_sae', 'sae_info']
 
 # %% ../nbs/09b_sae_train.ipynb #fdcf6390
 def _minibatches(acts: torch.Tensor, batch_size: int, generator: torch.Generator):
@@ -113,6 +114,13 @@ def alpaca_split(config: DefaultSAEConfig = DefaultSAEConfig()) -> tuple[list, l
     pairs = [(r["instruction"] + (f"\n\n{r['input']}" if r["input"] else ""), r["output"]) for r in load_alpaca()[:config.n_texts]]
     return ([pair for i, pair in enumerate(pairs) if i % config.holdout_every], pairs[::config.holdout_every])
 
+# %% ../nbs/09b_sae_train.ipynb #43f23204
+DEFAULT_SAES = {  # name -> how it is trained: the default model's SAEs that load_sae(name) trains once and caches
+    "default": DefaultSAEConfig(),
+    "default-l5": DefaultSAEConfig(site='blocks.5.hook_resid_post', d_sae=1024, epochs=10.0, batch_size=512, n_texts=160, holdout_every=20),
+    "default-l22": DefaultSAEConfig(site='blocks.22.hook_resid_post', d_sae=1024, epochs=10.0, batch_size=512, n_texts=104, holdout_every=13),
+}
+
 # %% ../nbs/09b_sae_train.ipynb #bd413331
 def training_activations(model, tokenizer, pairs: Sequence[tuple[str, str]], site: str, batch_size: int = 16) -> torch.Tensor:
     "Activations (n_tokens, d) of chat-formatted pairs at `site`: first token dropped, the shared chat prefix kept once."
@@ -155,8 +163,11 @@ def train_default_sae(config: DefaultSAEConfig = DefaultSAEConfig(), folder: Pat
         (scratch / "steerlab.json").write_text(json.dumps(info, indent=1))
     return folder
 
-def default_sae(config: DefaultSAEConfig = DefaultSAEConfig(), device: str | None = None, folder: Path | None = None) -> SAE:
-    "The default model's SAE: loaded from the cache (or `folder`), or trained once (a few minutes on a CPU) and saved there."
+def default_sae(config: DefaultSAEConfig | str = DefaultSAEConfig(), device: str | None = None, folder: Path | None = None) -> SAE:
+    "A default-model SAE (a config or a DEFAULT_SAES name): loaded from the cache (or `folder`), or trained once and saved there."
+    if isinstance(config, str):
+        if config not in DEFAULT_SAES: raise unknown_name("default-model SAE", config, list(DEFAULT_SAES))
+        config = DEFAULT_SAES[config]
     folder = Path(folder or default_sae_dir(config))
     if not (folder / "steerlab.json").is_file(): train_default_sae(config, folder)
     return load_sae(folder, device=device)

@@ -50,14 +50,16 @@ class Intervention(_Cached):
 
 # %% ../nbs/05_steering.ipynb #2397401a
 class Add(Intervention):
-    "h + coeff·v. `coeff` may be a float or a (batch,) tensor; `relative=True` scales a unit v by coeff × the site's typical norm."
-    def __init__(self, vector, coeff: float | torch.Tensor = 1.0, relative: bool = False, norm_ref: float | None = None):
+    "h + coeff·v. `coeff` may be a float or a (batch,) tensor; `relative=True` scales a unit v by coeff × the site's typical norm; `renorm=True` rescales each token back to its norm ‖h‖."
+    def __init__(self, vector, coeff: float | torch.Tensor = 1.0, relative: bool = False, norm_ref: float | None = None,
+                 renorm: bool = False):
         self.v, self.site = direction_tensor(vector), getattr(vector, "site", None)  # a Vector's recorded site; a tensor has none
         if relative:
             norm_ref = norm_ref if norm_ref is not None else getattr(vector, "norm_ref", None)
             if norm_ref is None: raise ValueError("relative=True needs the site's typical norm: pass norm_ref= or a Vector with norm_ref")
             self.v = unit(self.v) * float(norm_ref)
         self.coeff = torch.as_tensor(coeff, dtype=torch.float32)
+        self.renorm = renorm
         if not torch.isfinite(self.coeff).all(): raise ValueError("coeff contains NaN or inf")
 
     def check(self, site):
@@ -69,7 +71,10 @@ class Add(Intervention):
         if coeff.dim() == 1:  # one coefficient per batch row
             if coeff.shape[0] != h.shape[0]: raise ValueError(f"{coeff.shape[0]} coefficients for a batch of {h.shape[0]}")
             coeff = coeff.view(-1, *[1] * (h.dim() - 1))
-        return h + coeff * self._on("v", h)
+        new = h + coeff * self._on("v", h)
+        if not self.renorm: return new
+        scale = h.float().norm(dim=-1, keepdim=True) / new.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (..., 1) in float32
+        return (new.float() * scale).to(h.dtype)
 
 class RowAdd(Intervention):
     "h + vectors[row] at every position: one steering vector per batch row, `vectors` (batch, d)."

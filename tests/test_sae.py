@@ -1,5 +1,7 @@
-"""SAEs: registry pins and hash checks, local load round trip, latent vectors, ClampLatents / Reconstruct, top contexts,
-quality metrics on exact and empty SAEs, and a small default-model SAE trained end to end that must meet quality bars."""
+"""SAEs: registry pins and hash checks, local load round trip, latent vectors, AddLatent / ClampLatents / AblateLatents / Reconstruct, top contexts,
+quality metrics on exact and empty SAEs, a small default-model SAE trained end to end that must meet quality bars, and the
+default model's SAEs at blocks 5 and 22 (from the cache, trained there on first use) held to theirs."""
+import dataclasses
 import hashlib
 import json
 import time
@@ -10,6 +12,7 @@ import pytest
 import torch
 from sae_lens.saes.sae import SAEMetadata
 from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+from sae_lens.saes.jumprelu_sae import JumpReLUSAE, JumpReLUSAEConfig
 from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
 import steerlab as sl
@@ -44,6 +47,15 @@ def identity_sae(d_in=64, exact=True):
         sae.W_enc.copy_(torch.cat([eye, -eye], 1))
         sae.W_dec.copy_(torch.cat([eye, -eye], 0) * exact)
         sae.b_enc.zero_(); sae.b_dec.zero_()
+    return sae.eval()
+
+
+def jumprelu(d_in=64, d_sae=256, seed=0):
+    "A random JumpReLU SAE at SITE with thresholds that silence most latents."
+    torch.manual_seed(seed)
+    sae = JumpReLUSAE(JumpReLUSAEConfig(d_in=d_in, d_sae=d_sae, metadata=SAEMetadata(hook_name=SITE)))
+    with torch.no_grad():
+        sae.W_enc.normal_(0, 1); sae.W_dec.normal_(0, 0.1); sae.threshold.fill_(2.0)
     return sae.eval()
 
 
@@ -213,6 +225,40 @@ def test_clamp_changes_only_the_clamped_latent(tiny, tokenizer):
             pass
 
 
+@pytest.mark.parametrize("make", [random_topk, lambda: identity_sae(), lambda: jumprelu(seed=1)], ids=["topk", "relu", "jumprelu"])
+def test_add_latent_is_decode_of_the_raised_code_plus_the_error(tiny, tokenizer, make):
+    "decode(encode(h) + boost·e_j) + (h − decode(encode(h))) = h + boost·W_dec[j], for every token."
+    sae = make()
+    h = sl.capture(tiny, tokenizer, TEXTS, SITE, "all", chat=False)[SITE][0][None]  # (1, seq, 64)
+    f = sae.encode(h)
+    error = h - sae.decode(f)
+    for j, boost in ((3, 2.5), (int(f[0, 1:].sum(0).argmax()), -1.0)):
+        e = torch.zeros(sae.cfg.d_sae); e[j] = 1.0
+        added = S.AddLatent(sae, {j: boost})(h, None)
+        torch.testing.assert_close(added, sae.decode(f + boost * e) + error, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(added, h + boost * sae.W_dec[j].detach(), atol=1e-5, rtol=1e-5)
+    with pytest.raises(IndexError, match="out of range"): S.AddLatent(sae, {sae.cfg.d_sae: 1.0})
+    with pytest.raises(ValueError, match="NaN or inf"): S.AddLatent(sae, {0: float("nan")})
+
+
+def test_ablating_a_silent_latent_changes_nothing_exactly(tiny, tokenizer):
+    sae = random_topk()
+    features = torch.cat(S.sae_features(tiny, tokenizer, TEXTS, sae, chat=False))
+    silent = [int(j) for j in (features.amax(0) == 0).nonzero().flatten()[:5]]
+    assert len(silent) == 5
+    batch = tokenizer(TEXTS, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        base = tiny(**batch).logits
+        with steer(tiny, {SITE: S.AblateLatents(sae, silent)}): ablated = tiny(**batch).logits
+    assert torch.equal(ablated, base)
+    h = sl.capture(tiny, tokenizer, TEXTS[:1], SITE, "all", chat=False)[SITE][0][None]
+    f = sae.encode(h)
+    busy = [int(j) for j in f[0, 1:].sum(0).topk(2).indices]
+    torch.testing.assert_close(h - S.AblateLatents(sae, busy + silent)(h, None), f[..., busy] @ sae.W_dec[busy].detach(), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="at least one latent"): S.AblateLatents(sae, [])
+    assert sl.AblateLatents is S.AblateLatents and sl.AddLatent is S.AddLatent and sl.ClampLatents is S.ClampLatents
+
+
 def test_reconstruct_with_an_exact_sae_is_a_no_op(tiny, tokenizer):
     ids = torch.tensor([tokenizer(TEXTS[0])["input_ids"]])
     base = tiny(ids).logits
@@ -324,3 +370,27 @@ def test_adding_a_latent_vector_raises_that_latent(default_model, small_sae):
     with steer(model, {SMALL.site: Add(S.latent_vector(sae, j), 0.5, relative=True)}):
         after = torch.cat([f[1:] for f in S.sae_features(model, tokenizer, TEXTS, sae, chat=False)])
     assert (after[:, j] > 0).float().mean() > 0.9 and after[:, j].mean() > before[:, j].mean() + 10, (before[:, j].mean(), after[:, j].mean())
+
+
+# --- the default model's SAEs at other blocks, from the cache (trained there on first use) -------------
+
+LAYER_BARS = {"default-l5": dict(explained_variance=0.6, ce_loss_recovered=0.9),  # measured: 0.74, 0.95
+              "default-l22": dict(explained_variance=0.45, ce_loss_recovered=0.8)}  # measured: 0.56, 0.87
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_BARS))
+def test_layer_saes_are_cached_by_config_and_meet_quality_bars(name):
+    config = T.DEFAULT_SAES[name]
+    sae = S.load_sae(name, device="cpu")
+    info = T.sae_info(sae)
+    assert S.sae_site(sae) == config.site and info["name"] == config.name == sae.cfg.metadata.steerlab_name
+    assert info["config"] == dataclasses.asdict(config) and info["n_held_out_texts"] >= 8
+    q = info["quality"]
+    for key, bar in LAYER_BARS[name].items(): assert q[key] > bar, (key, q)
+    assert q["l0"] <= config.k and q["dead_fraction"] < 0.1 and q["nll_sae"] < q["nll_zero"], q
+
+
+def test_every_extra_sae_has_bars():
+    assert set(T.DEFAULT_SAES) == {"default", *LAYER_BARS}  # the block-15 SAE's bars are in test_paper_default_sae
+    with pytest.raises(KeyError, match="default-l5"):
+        S.load_sae("default-l6")
