@@ -47,9 +47,9 @@ def test_metrics_are_consistent(smoke_run):
     "Each scored rewrite's error splits into its miss along the request and its move off it; overshoot is the along move in units of the request, minus 1."
     scored = pd.read_csv(smoke_run.folder / "results" / "scored.csv", keep_default_na=False)
     assert set(scored.arm) == {"plain", "prompt", "steer", "random"} and len(scored) > 0
-    np.testing.assert_allclose(scored.error ** 2, (scored.along - scored.requested) ** 2 + scored.off ** 2, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(scored.overshoot, scored.along / scored.requested - 1, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(scored.miscalibration, (scored.overshoot).abs(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(scored.error ** 2, (scored.along - scored.requested) ** 2 + scored.off ** 2, rtol=1e-4, atol=1e-6)  # the saved table rounds
+    np.testing.assert_allclose(scored.overshoot, scored.along / scored.requested - 1, rtol=1e-4, atol=1e-6)  # the saved table rounds
+    np.testing.assert_allclose(scored.miscalibration, (scored.overshoot).abs(), rtol=1e-4, atol=1e-6)  # the saved table rounds
     assert scored.orthogonality.between(0, 1).all()
     own = scored[scored.arm.isin(["prompt", "steer"])]
     assert len(own) == len(own.drop_duplicates(["arm", "goal", "item"]))  # a requested rewrite is scored against its own goal only
