@@ -35,7 +35,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
                  "count_units", "matched_random_units", "permuted_labels"],
     "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted", "swapped",
                  "random_subsets"],
-    "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest", "top_share", "top_share_claim", "change_claim"],
+    "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest", "top_share", "top_share_claim", "change_claim", "noise_passes"],
     "scorers": ["language_of", "language_share", "readability", "lexical_diversity", "distinct_n", "embed", "similarity",
                 "relevance", "toxicity", "formality", "FORMALITY_WORDS"],
     "lab.run": ["Run"],

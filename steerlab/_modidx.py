@@ -41,6 +41,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'steerlab.claims.change_claim': ('claims.html#change_claim', 'steerlab/claims.py'),
                                  'steerlab.claims.decide': ('claims.html#decide', 'steerlab/claims.py'),
                                  'steerlab.claims.identity': ('claims.html#identity', 'steerlab/claims.py'),
+                                 'steerlab.claims.noise_passes': ('claims.html#noise_passes', 'steerlab/claims.py'),
                                  'steerlab.claims.tolerance': ('claims.html#tolerance', 'steerlab/claims.py'),
                                  'steerlab.claims.top_share': ('claims.html#top_share', 'steerlab/claims.py'),
                                  'steerlab.claims.top_share_claim': ('claims.html#top_share_claim', 'steerlab/claims.py'),

@@ -15,7 +15,7 @@ from .errors import SteerlabError
 
 # %% auto #0
 __all__ = ['VERDICTS', 'TOLERANCES', 'COLUMNS', 'STRENGTH', 'Interval', 'bootstrap', 'Null', 'decide', 'tolerance', 'identity',
-           'top_share', 'top_share_claim', 'change_claim', 'ClaimTable', 'weakest']
+           'noise_passes', 'top_share', 'top_share_claim', 'change_claim', 'ClaimTable', 'weakest']
 
 # %% ../nbs/10b_claims.ipynb #f2b1fb9d
 VERDICTS = ("reproduced", "same direction", "not reproduced", "not testable at this scale", "not run")
@@ -108,6 +108,12 @@ def identity(error: float, tol: float) -> tuple[str, str]:
     "(verdict, reason) of an identity row: its relative `error` within `tol`."
     if math.isfinite(error) and abs(error) <= tol: return "reproduced", f"identity holds: error {error:.1e} <= tolerance {tol:.0e}"
     return "not reproduced", f"identity fails: error {error:.1e} > tolerance {tol:.0e}"
+
+# %% ../nbs/10b_claims.ipynb #91535177
+def noise_passes(rule: Callable[[np.random.Generator], tuple], n: int = 100, seed: int = 0) -> int:
+    "How many of `n` noise draws `rule(rng) -> (effect, null[, sign])` `decide` calls reproduced (on the paper's metric)."
+    rng = np.random.default_rng(seed)
+    return [decide(*drawn[:2], sign=drawn[2] if len(drawn) > 2 else 1)[0] for drawn in (rule(rng) for _ in range(n))].count("reproduced")
 
 # %% ../nbs/10b_claims.ipynb #c92284e7
 def top_share(scores, k: int, mass: str = "positive") -> float:

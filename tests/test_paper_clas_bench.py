@@ -70,12 +70,6 @@ def test_clas_bench_other_values_bf16(other_run):
     assert set(table.iloc[:7].verdict) <= set(sl.claims.STRENGTH)
 
 
-def _reproduced(rule, n: int = 100) -> int:
-    "How many of `n` noise draws `rule(rng)` -> (effect, null) would be called reproduced on the paper's metric."
-    rng = np.random.default_rng(0)
-    return [sl.decide(effect, null)[0] for effect, null in (rule(rng) for _ in range(n))].count("reproduced")
-
-
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.8])
 def test_random_direction_rules_reject_noise(p):
     "C1/C2: a direction that steers like the random ones (same success rate, same relevance) does not clear them in >= 95% of draws."
@@ -87,7 +81,7 @@ def test_random_direction_rules_reject_noise(p):
         effect = sl.bootstrap(steering_score, *draw(16), paired=True, n_boot=200, seed=0)
         return effect, sl.Null.from_draws([steering_score(*draw(4)) for _ in range(8)], "random directions")
     for rule in (lfs_rule, score_rule):
-        assert _reproduced(rule) <= 5, rule.__name__
+        assert sl.noise_passes(rule) <= 5, rule.__name__
 
 
 def test_method_difference_rule_rejects_noise():
@@ -97,7 +91,7 @@ def test_method_difference_rule_rejects_noise():
         first, second = draw(), draw()
         effect = sl.bootstrap(score_gap, *first, *second, paired=True, seed=0)
         return effect, sl.Null.from_draws(swapped_gaps(first, second, 32, seed=int(rng.integers(1 << 30))), "swapped replies")
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 def test_family_rule_rejects_no_family():
@@ -108,7 +102,7 @@ def test_family_rule_rejects_no_family():
         states |= {t: states[SOURCE] + shift + rng.normal(size=(24, 16)) for t in TARGETS}
         effect = sl.bootstrap(lambda rows: family_gap(states, rows), np.arange(24), n_boot=200, seed=0)
         return effect, sl.Null.from_draws([family_gap(s) for s in shuffled_targets(states, 8, seed=int(rng.integers(1 << 30)))], "shuffled labels")
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("arch", ["llama"])  # the smoke model's family and Llama-3.1-8B-Instruct's

@@ -75,18 +75,12 @@ def test_personality_probe_other_values_bf16(other_run):
     assert set(table.iloc[[0, 1, 2, 3, 8]].verdict) <= set(sl.claims.STRENGTH)
 
 
-def _reproduced(rule, n: int = 100) -> int:
-    "How many of `n` noise draws `rule(rng)` -> (effect, null, sign) would be called reproduced on the paper's metric."
-    rng = np.random.default_rng(0)
-    return [sl.decide(effect, null, sign=sign)[0] for effect, null, sign in (rule(rng) for _ in range(n))].count("reproduced")
-
-
 def test_shift_rule_rejects_noise():
     "Shifts that are noise: the mean shift does not clear controls scored on fewer statements in >= 95% of draws."
     def rule(rng):
         signed = {"prompt": rng.normal(size=48), **{f"control {k}": rng.normal(size=6) for k in range(8)}}
         return sl.bootstrap(np.mean, signed["prompt"], n_boot=200, seed=0), sl.Null.from_draws(shift_draws(signed, "control", 8), "controls"), 1
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("sign", [1, -1])
@@ -95,7 +89,7 @@ def test_arm_difference_rule_rejects_noise(sign):
     def rule(rng):
         differences = rng.normal(size=16) - rng.normal(size=16)
         return sl.bootstrap(np.mean, differences, n_boot=200, seed=0), sl.Null.from_draws(swapped_arms(differences, 200, int(rng.integers(1 << 30))), "swapped arms"), sign
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 def test_trait_contrast_rule_rejects_noise():
@@ -105,7 +99,7 @@ def test_trait_contrast_rule_rejects_noise():
         effect = sl.bootstrap(lambda s, g: group_contrast(s, g, 2), rng.normal(size=48), groups, paired=True, n_boot=200, seed=0)
         null = [group_contrast(rng.normal(size=6), control_groups, 2) for _ in range(8)]
         return effect, sl.Null.from_draws(null, "controls"), -1
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma2"])  # the smoke model's family and Gemma-2-2B-IT's
