@@ -126,7 +126,7 @@ def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
     right.legend()
     spec_fig.tight_layout()
     order = [m for m in ("unsteered", "foxp2", "diffmean", "random") if m in set(replies.method)]
-    shares = replies.groupby(["method", "target"]).success.mean().unstack().reindex(order)
+    shares = replies.groupby(["method", "target"]).success.mean().unstack().reindex(index=order, columns=[t for t in TARGETS if t in set(replies.target)])
     bar_fig, ax = plt.subplots(figsize=(6.5, 3.8))
     width = 0.8 / shares.shape[1]
     for j, t in enumerate(shares.columns):
