@@ -70,12 +70,6 @@ def test_neural_foxp2_other_values_bf16(other_run):
     assert set(table.iloc[[0, 2, 3]].verdict) <= set(sl.claims.STRENGTH)
 
 
-def _reproduced(rule, n: int = 100) -> int:
-    "How many of `n` noise draws `rule(rng)` -> (effect, null) would be called reproduced on the paper's metric."
-    rng = np.random.default_rng(0)
-    return [sl.decide(effect, null)[0] for effect, null in (rule(rng) for _ in range(n))].count("reproduced")
-
-
 def test_compact_shift_rule_rejects_unpaired_states():
     "C1: states whose 'translations' share nothing with their English pair: matched pairs are no more compact than mismatched ones in >= 95% of draws."
     def rule(rng):
@@ -86,7 +80,7 @@ def test_compact_shift_rule_rejects_unpaired_states():
         effect = sl.bootstrap(np.mean, shares, n_boot=200, seed=0)
         draws = [float(np.mean(compact_shift(source, {t: s[:, o] for t, s in targets.items()}, 2)[2])) for o in mismatched(12, 8, seed=int(rng.integers(1 << 30)))]
         return effect, sl.Null.from_draws(draws, "mismatched pairs")
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("p", [0.0, 0.3, 0.8])
@@ -95,7 +89,7 @@ def test_random_set_rule_rejects_noise(p):
     def rule(rng):
         effect = sl.bootstrap(np.mean, (rng.random(16) < p).astype(float), n_boot=200, seed=0)
         return effect, sl.Null.from_draws([float(np.mean(rng.random(4) < p)) for _ in range(8)], "random neuron sets")
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 def test_arm_difference_rule_rejects_noise():
@@ -105,7 +99,7 @@ def test_arm_difference_rule_rejects_noise():
         effect = sl.bootstrap(lambda a, b: float(np.mean(a) - np.mean(b)), first, second, paired=True, n_boot=500, seed=0)
         swaps = [float(np.mean(a) - np.mean(b)) for a, b in sl.swapped(first, second, 32, seed=int(rng.integers(1 << 30)))]
         return effect, sl.Null.from_draws(swaps, "swapped replies")
-    assert _reproduced(rule) <= 5
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("arch", ["llama"])  # the smoke model's family and Llama-3.1-8B-Instruct's
