@@ -79,17 +79,21 @@ def steered_next_token(net, tokenizer, prompts: Sequence[str], site: str, vector
             distortion[chunk] = rest_kl(clean[chunk], steered, ids)
     return concept, distortion
 
-# %% ../../nbs/papers/coffee_coffins.ipynb #185743fd
+# %% ../../nbs/papers/coffee_coffins.ipynb #9bd0d901
 def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
-    "The steering success map (found latent vs random latents), and the held-out precision and confound rate per block."
+    "The steering map on held-out prompts (success of the found latent, its and the random latents' rise of log P(concept)), and the held-out precision and confound rate per block."
     grid, checks = tables["steering_grid"], tables["held_out_checks"]
     steered = grid[(grid.which != "unsteered") & (grid.split == "test")]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    for ax, which in zip(axes, ("found", "random")):
-        cells = steered[steered.which == which].pivot_table(index="sae", columns="magnitude", values="success", sort=False)
-        sns.heatmap(cells, vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis", cbar=ax is axes[-1], ax=ax)
-        ax.set(title=f"{which} latent{'s' if which == 'random' else ''}", xlabel="magnitude (× max activation)", ylabel="SAE")
-    fig.suptitle("Steering success on held-out prompts")
+    cell = lambda which, value: steered[steered.which == which].pivot_table(index="sae", columns="magnitude", values=value, sort=False)
+    rises = cell("found", "rise"), cell("random", "rise")
+    bound = float(max(np.abs(r.to_numpy()).max() for r in rises))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), sharey=True)
+    sns.heatmap(cell("found", "success"), vmin=0, vmax=1, annot=True, fmt=".2f", cmap="viridis", ax=axes[0])
+    axes[0].set(title="success, found latent", xlabel="magnitude (× max activation)", ylabel="SAE")
+    for ax, rise, which in zip(axes[1:], rises, ("found latent", "random latents")):
+        sns.heatmap(rise, vmin=-bound, vmax=bound, center=0, annot=True, fmt=".2f", cmap="RdBu_r", ax=ax)
+        ax.set(title=f"rise of log P(concept), {which}", xlabel="magnitude (× max activation)", ylabel="")
+    fig.suptitle("Steering map on held-out prompts")
     fig.tight_layout()
     long = checks.melt(id_vars=["sae", "which"], value_vars=["precision", "confound_rate"], var_name="measure")
     fig2 = sns.catplot(long, x="sae", y="value", hue="which", col="measure", kind="bar", errorbar=None, height=3.2, aspect=1.2).figure
