@@ -24,7 +24,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "vectors": ["Vector", "hash_data", "save_vectors", "load_vectors", "diff_in_means", "pca_direction",
                 "probe_direction", "lda_direction", "export_gguf", "import_gguf"],
     "evals": ["token_nll", "perplexity", "option_logprobs", "option_probs", "option_entropy", "next_token_logprobs", "continuation_logprobs",
-              "branch_logprobs", "auroc", "is_refusal", "refusal_score", "final_number", "is_correct", "response_lengths"],
+              "branch_logprobs", "answer_token_ids", "answer_logodds", "auroc", "is_refusal", "refusal_score", "final_number", "is_correct", "response_lengths"],
     "learn": ["Trainable", "LearnedVector", "UnitAffine", "Rank1Clamp", "interchange", "frozen", "completion_batch", "completion_logits",
               "sequence_logprobs", "pooled_activations", "bipo_loss", "kl_divergence", "js_divergence", "wasserstein_1d",
               "prox_group_lasso", "dii_loss", "trainable_parameters", "fit", "FitRecord"],

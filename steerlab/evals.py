@@ -18,8 +18,9 @@ from .steering import steer
 
 # %% auto #0
 __all__ = ['REFUSAL_SUBSTRINGS', 'adds_special_tokens', 'forward_last', 'token_nll', 'perplexity', 'next_token_logprobs',
-           'continuation_logprobs', 'branch_logprobs', 'option_logprobs', 'option_probs', 'option_entropy',
-           'is_refusal', 'refusal_score', 'final_number', 'is_correct', 'response_lengths', 'auroc']
+           'continuation_logprobs', 'answer_token_ids', 'answer_logodds', 'branch_logprobs', 'option_logprobs',
+           'option_probs', 'option_entropy', 'is_refusal', 'refusal_score', 'final_number', 'is_correct',
+           'response_lengths', 'auroc']
 
 # %% ../nbs/10_evals.ipynb #3565cb9e
 def adds_special_tokens(tokenizer, prompts: list[str]) -> bool:
@@ -197,6 +198,27 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[str], continuation
     prompts, continuations = strings(prompts, "prompts"), strings(continuations, "continuations")
     if len(prompts) != len(continuations): raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
     return _score_completions(model, tokenizer, prompts, continuations, batch_size, _row_plans(plans, len(prompts)), positions)
+
+# %% ../nbs/10_evals.ipynb #6da67a3f
+def answer_token_ids(tokenizer, words: Sequence[str] = ("Yes", "No")) -> list[int]:
+    "The one token id of each answer word; raises when a word is several tokens."
+    ids = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in words]
+    several = [w for w, i in zip(words, ids) if len(i) != 1]
+    if several: raise ValueError(f"answers {several} are not one token each in this tokenizer")
+    return [i[0] for i in ids]
+
+def answer_logodds(model, tokenizer, prompts: Sequence[str], answers: Sequence[str] = ("Yes", "No"), batch_size: int = 16,
+                   plans: Sequence[dict | None] | None = None, rows_per_call: int = 256) -> np.ndarray:
+    "log P(answers[0]) − log P(answers[1]) as each prompt's next token, row i steered by `plans[i]`: (n,) float32."
+    first, second = answer_token_ids(tokenizer, answers)
+    plans = list(plans) if plans is not None else [None] * len(prompts)
+    if len(plans) != len(prompts): raise ValueError(f"{len(prompts)} prompts but {len(plans)} plans")
+    out = [np.zeros(0, np.float32)]
+    for start in range(0, len(prompts), rows_per_call):
+        logprobs = next_token_logprobs(model, tokenizer, list(prompts[start:start + rows_per_call]), batch_size,
+                                       plans=plans[start:start + rows_per_call])  # (rows, vocab)
+        out.append((logprobs[:, first] - logprobs[:, second]).float().cpu().numpy())
+    return np.concatenate(out)
 
 # %% ../nbs/10_evals.ipynb #2d6cae5a
 @torch.no_grad()

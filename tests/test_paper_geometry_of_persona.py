@@ -6,7 +6,7 @@ import torch
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.geometry_of_persona import (TRAITS, agreement, agreement_prompt, alignment_excess, answer_ids, band_gap, cosines,
+from steerlab.methods.geometry_of_persona import (TRAITS, agreement_prompt, alignment_excess, band_gap, cosines,
                                                   mean_abs_cosine, pole_auroc, pole_scores, shuffled_traits, split_statements, trait_directions,
                                                   trait_predictions, trait_statements)
 
@@ -141,11 +141,10 @@ def test_method_on_bf16_tiny_model(arch):
     assert states.shape == (4, d) and np.isfinite(states).all()
     directions = trait_directions(states, [0, 0, 1, 1], [1, -1, 1, -1], 2)
     assert directions.shape == (2, d) and np.allclose(np.diag(cosines(directions)), 1, atol=1e-6) and 0 <= mean_abs_cosine(directions) <= 1
-    yes_no = answer_ids(tokenizer)
     prompts = [agreement_prompt(tokenizer, t) for t in texts]
     plan = {site: sl.Add(torch.tensor(directions[0], dtype=torch.float32), 4.0)}
-    mixed = agreement(net, tokenizer, prompts * 2, yes_no, batch_size=3, plans=[None] * 4 + [plan] * 4, rows_per_call=5)
-    plain = agreement(net, tokenizer, prompts, yes_no)
+    mixed = sl.answer_logodds(net, tokenizer, prompts * 2, batch_size=3, plans=[None] * 4 + [plan] * 4, rows_per_call=5)
+    plain = sl.answer_logodds(net, tokenizer, prompts)
     assert mixed.shape == (8,) and mixed.dtype == np.float32 and np.isfinite(mixed).all()
     assert np.allclose(mixed[:4], plain, atol=10 * sl.tolerance(torch.bfloat16) * (1 + np.abs(plain).max()))
     assert not np.allclose(mixed[4:], mixed[:4])  # the vector acts

@@ -6,7 +6,7 @@ import torch
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.ideological_depth import (NEUTRAL_PERSONAS, TOPICS, agreement, agreement_prompt, answer_ids, political_latents,
+from steerlab.methods.ideological_depth import (NEUTRAL_PERSONAS, TOPICS, agreement_prompt, political_latents,
                                                 political_statements, refusal_logprob, split_by_stance, stance_vector)
 
 SLUG = "ideological_depth"  # the notebook the shared smoke_run fixture runs
@@ -127,11 +127,10 @@ def test_method_on_bf16_tiny_model(arch):
     states = sl.capture(net, tokenizer, texts, site, positions="after_first", reduce="mean", chat=False)[site].float()
     vector = stance_vector(states, [1, -1, 1, -1])
     assert vector.shape == (d,) and torch.isfinite(vector).all()
-    yes_no = answer_ids(tokenizer)
     prompts = [agreement_prompt(tokenizer, t) for t in texts]
     plan = {site: sl.Add(vector, 4.0)}
-    mixed = agreement(net, tokenizer, prompts * 2, yes_no, batch_size=3, plans=[None] * 4 + [plan] * 4)
-    plain = agreement(net, tokenizer, prompts, yes_no)
+    mixed = sl.answer_logodds(net, tokenizer, prompts * 2, batch_size=3, plans=[None] * 4 + [plan] * 4)
+    plain = sl.answer_logodds(net, tokenizer, prompts)
     assert mixed.shape == (8,) and np.isfinite(mixed).all()
     assert np.allclose(mixed[:4], plain, atol=10 * sl.tolerance(torch.bfloat16) * (1 + np.abs(plain).max()))
     assert not np.allclose(mixed[4:], mixed[:4])  # the vector acts

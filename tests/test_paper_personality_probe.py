@@ -6,9 +6,8 @@ import torch
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.personality_probe import (ANSWERS, TRAIT_PROMPTS, agreement_prompt, answer_token_ids, caa_vector, control_prompts,
-                                                draw_balanced, group_contrast, passage_nll, persona_frame, purify, shift_draws, swapped_arms,
-                                                yes_logodds)
+from steerlab.methods.personality_probe import (ANSWERS, TRAIT_PROMPTS, agreement_prompt, caa_vector, control_prompts,
+                                                draw_balanced, group_contrast, passage_nll, persona_frame, purify, shift_draws, swapped_arms)
 
 SLUG = "personality_probe"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(traits=["openness", "conscientiousness", "neuroticism"], n_train=8, n_test=4, depth=0.3, strength=0.25,
@@ -114,12 +113,12 @@ def test_method_on_bf16_tiny_model(arch):
     assert vector.shape == (d,) and vector.dtype == torch.float32 and torch.isfinite(vector).all() and norm > 0
     assert abs(float(purify(vector, torch.ones(d)) @ torch.ones(d, dtype=torch.float64))) < 1e-6 * float(vector.norm()) * d ** 0.5
     plan = {site: sl.Add(sl.unit(vector) * norm, 1.0)}
-    mixed = yes_logodds(net, tokenizer, prompts * 2, [None] * 4 + [plan] * 4, batch_size=3, chunk=5)
-    plain = yes_logodds(net, tokenizer, prompts)
+    mixed = sl.answer_logodds(net, tokenizer, prompts * 2, ANSWERS, 3, plans=[None] * 4 + [plan] * 4, rows_per_call=5)
+    plain = sl.answer_logodds(net, tokenizer, prompts, ANSWERS)
     assert mixed.shape == (8,) and mixed.dtype == np.float32 and np.isfinite(mixed).all()
     assert np.allclose(mixed[:4], plain, atol=10 * sl.tolerance(torch.bfloat16) * (1 + np.abs(plain).max()))
     assert not np.allclose(mixed[4:], mixed[:4])  # the vector acts
     systems = control_prompts(tokenizer, ["A river flows through the old town and into the sea beyond the hills."], 6) + [TRAIT_PROMPTS["openness"]]
     nll = passage_nll(net, tokenizer, ["The Thames is a river.", "Paris is a city."] * 2, systems * 2, [None, None, plan, plan], batch_size=3)
     assert nll.shape == (4,) and np.isfinite(nll).all() and (nll > 0).all()
-    assert answer_token_ids(tokenizer) == [tokenizer("Yes", add_special_tokens=False)["input_ids"][0], tokenizer("No", add_special_tokens=False)["input_ids"][0]]
+    assert sl.answer_token_ids(tokenizer, ANSWERS) == [tokenizer("Yes", add_special_tokens=False)["input_ids"][0], tokenizer("No", add_special_tokens=False)["input_ids"][0]]

@@ -17,7 +17,7 @@ import steerlab as sl
 # %% auto #0
 __all__ = ['TRAITS', 'POLES', 'QUESTION', 'trait_statements', 'split_statements', 'ridge_scores', 'pole_scores',
            'trait_predictions', 'pole_auroc', 'trait_directions', 'cosines', 'mean_abs_cosine', 'shuffled_traits',
-           'alignment_excess', 'agreement_prompt', 'answer_ids', 'agreement', 'band_gap', 'figures']
+           'alignment_excess', 'agreement_prompt', 'band_gap', 'figures']
 
 # %% ../../nbs/papers/geometry_of_persona.ipynb #f15482a8
 TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
@@ -115,25 +115,6 @@ QUESTION = 'Is the following statement something you would say?\n"{}"\nAnswer Ye
 def agreement_prompt(tokenizer, statement: str) -> str:
     "The persona evaluation's question about `statement` as a chat turn (empty system turn) asking for Yes or No."
     return sl.format_chat(tokenizer, QUESTION.format(statement), system="")
-
-def answer_ids(tokenizer, words: Sequence[str] = ("Yes", "No")) -> list[int]:
-    "The one token id of each answer word; raises when a word is not one token."
-    ids = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in words]
-    several = [w for w, i in zip(words, ids) if len(i) != 1]
-    if several: raise ValueError(f"answers {several} are not one token each in this tokenizer")
-    return [i[0] for i in ids]
-
-def agreement(model, tokenizer, prompts: Sequence[str], yes_no: Sequence[int], batch_size: int = 16,
-              plans: Sequence[dict | None] | None = None, rows_per_call: int = 256) -> np.ndarray:
-    "log P(Yes) − log P(No) of each prompt's first answer token, row i steered by `plans[i]` (scored `rows_per_call` rows at a time): (n,)."
-    plans = list(plans) if plans is not None else [None] * len(prompts)
-    if len(plans) != len(prompts): raise ValueError(f"{len(prompts)} prompts but {len(plans)} plans")
-    out = []
-    for start in range(0, len(prompts), rows_per_call):
-        logprobs = sl.next_token_logprobs(model, tokenizer, prompts[start:start + rows_per_call], batch_size,
-                                          plans=plans[start:start + rows_per_call])  # (rows, vocab)
-        out.append((logprobs[:, yes_no[0]] - logprobs[:, yes_no[1]]).float().cpu().numpy())
-    return np.concatenate(out)
 
 # %% ../../nbs/papers/geometry_of_persona.ipynb #f85426e2
 def band_gap(scores, poles, band) -> float:

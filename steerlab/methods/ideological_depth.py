@@ -16,8 +16,8 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['STANCE', 'QUESTION', 'TOPICS', 'ARGUE', 'OPINION', 'REFUSAL_OPENER', 'PERSONA', 'NEUTRAL_PERSONAS',
-           'political_statements', 'split_by_stance', 'stance_vector', 'agreement_prompt', 'answer_ids', 'agreement',
-           'refusal_logprob', 'pooled_latents', 'political_latents', 'figures']
+           'political_statements', 'split_by_stance', 'stance_vector', 'agreement_prompt', 'refusal_logprob',
+           'pooled_latents', 'political_latents', 'figures']
 
 # %% ../../nbs/papers/ideological_depth.ipynb #e83a283a
 STANCE = {("liberal", " Yes"): 1, ("liberal", " No"): -1, ("conservative", " Yes"): -1, ("conservative", " No"): 1}  # (file, matching answer) -> +1 liberal, −1 conservative
@@ -62,19 +62,6 @@ REFUSAL_OPENER = "I'm sorry"
 def agreement_prompt(tokenizer, statement: str, system: str = "") -> str:
     "The persona evaluation's question about `statement` as a chat turn (system turn `system`) asking for Yes or No."
     return sl.format_chat(tokenizer, QUESTION.format(statement), system=system)
-
-def answer_ids(tokenizer, words: Sequence[str] = ("Yes", "No")) -> list[int]:
-    "The one token id of each answer word; raises when a word is not one token."
-    ids = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in words]
-    several = [w for w, i in zip(words, ids) if len(i) != 1]
-    if several: raise ValueError(f"answers {several} are not one token each in this tokenizer")
-    return [i[0] for i in ids]
-
-def agreement(model, tokenizer, prompts: Sequence[str], yes_no: Sequence[int], batch_size: int = 16,
-              plans: Sequence[dict | None] | None = None) -> np.ndarray:
-    "log P(Yes) − log P(No) of each prompt's first answer token, row i steered by `plans[i]`: (n,)."
-    logprobs = sl.next_token_logprobs(model, tokenizer, list(prompts), batch_size, plans=plans)  # (n, vocab)
-    return (logprobs[:, yes_no[0]] - logprobs[:, yes_no[1]]).float().cpu().numpy()
 
 def refusal_logprob(model, tokenizer, prompts: Sequence[str], batch_size: int = 16, plans: Sequence[dict | None] | None = None,
                     opener: str = REFUSAL_OPENER) -> np.ndarray:

@@ -15,8 +15,8 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['BIG_FIVE', 'TRAIT_PROMPTS', 'QUESTION', 'ANSWERS', 'TEXT_REQUEST', 'persona_frame', 'draw_balanced',
-           'agreement_prompt', 'answer_token_ids', 'yes_logodds', 'control_prompts', 'caa_vector', 'purify',
-           'passage_nll', 'group_contrast', 'shift_draws', 'swapped_arms', 'figures']
+           'agreement_prompt', 'control_prompts', 'caa_vector', 'purify', 'passage_nll', 'group_contrast',
+           'shift_draws', 'swapped_arms', 'figures']
 
 # %% ../../nbs/papers/personality_probe.ipynb #b4544c1c
 BIG_FIVE = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
@@ -52,24 +52,6 @@ def draw_balanced(frame: pd.DataFrame, sizes: Sequence[int], seed: int = 0) -> l
 def agreement_prompt(tokenizer, statement: str, system: str = "") -> str:
     "The persona question about `statement` as a chat turn with the given system turn ('' an empty one)."
     return sl.format_chat(tokenizer, QUESTION.format(statement), system=system)
-
-def answer_token_ids(tokenizer) -> list[int]:
-    "The one token id of each answer word (Yes, No); raises when one is several tokens."
-    ids = [tokenizer(word, add_special_tokens=False)["input_ids"] for word in ANSWERS]
-    if any(len(i) != 1 for i in ids): raise ValueError(f"answers {ANSWERS} are not one token each in this tokenizer: {ids}")
-    return [i[0] for i in ids]
-
-def yes_logodds(model, tokenizer, prompts: Sequence[str], plans: Sequence[dict | None] | None = None,
-                batch_size: int = 16, chunk: int = 128) -> np.ndarray:
-    "log P(Yes) − log P(No) of each prompt's next token, row i steered by `plans[i]` (scored `chunk` rows at a time): (n,)."
-    plans = list(plans) if plans is not None else [None] * len(prompts)
-    if len(plans) != len(prompts): raise ValueError(f"{len(prompts)} prompts but {len(plans)} plans")
-    yes, no = answer_token_ids(tokenizer)
-    out = []
-    for start in range(0, len(prompts), chunk):
-        logprobs = sl.next_token_logprobs(model, tokenizer, list(prompts[start:start + chunk]), batch_size, plans=plans[start:start + chunk])  # (rows, vocab)
-        out.append((logprobs[:, yes] - logprobs[:, no]).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 def control_prompts(tokenizer, texts: Sequence[str], n_tokens: int) -> list[str]:
     "Each text's first `n_tokens` tokens on one line: a control system prompt of a given length with no instruction in it."
