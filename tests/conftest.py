@@ -16,6 +16,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # one thread per worker (and per note
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    "A lab whose papers are the fixture notebooks (tests/notebooks) and whose runs, figures and profiles live in tmp_path."
+    notebooks = Path(__file__).resolve().parent / "notebooks"
+    for name, value in dict(PAPERS_DIR=notebooks, RUNS_DIR=tmp_path / "runs", FIGURES_DIR=tmp_path / "figures",
+                            PARAMS_DIR=tmp_path / "params").items():
+        monkeypatch.setenv(f"STEERLAB_{name}", str(value))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def default_model():
     "The embedded SmolLM2-135M-Instruct in fp32 on the CPU (converted once into the cache)."

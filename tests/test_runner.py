@@ -16,15 +16,6 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "tests" / "notebooks"
 
 
-@pytest.fixture
-def lab(tmp_path, monkeypatch):
-    "A lab whose papers are the fixture notebooks and whose runs, figures and profiles live in tmp_path."
-    for name, value in dict(PAPERS_DIR=NOTEBOOKS, RUNS_DIR=tmp_path / "runs", FIGURES_DIR=tmp_path / "figures",
-                            PARAMS_DIR=tmp_path / "params").items():
-        monkeypatch.setenv(f"STEERLAB_{name}", str(value))
-    return tmp_path
-
-
 def visible(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.exists() else []
 

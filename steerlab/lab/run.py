@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_run.ipynb #023a7582
 from __future__ import annotations
-import datetime, json, os, platform, secrets, shutil, subprocess, time
+import datetime, importlib.resources, json, os, platform, secrets, shutil, subprocess, time
 from importlib import metadata
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from ..provenance import current_recorder, set_recorder
 
 # %% auto #0
 __all__ = ['VERSIONED_PACKAGES', 'SETTING_PARAMS', 'RUN_DIR_ENV', 'package_versions', 'git_state', 'display_path', 'params_hash',
-           'device_name', 'run_settings', 'now', 'new_run_id', 'new_manifest', 'Run', 'current_run']
+           'device_name', 'run_settings', 'now', 'new_run_id', 'code_hash', 'run_key', 'new_manifest', 'Run',
+           'current_run']
 
 # %% ../../nbs/13_run.ipynb #85637451
 VERSIONED_PACKAGES = ("torch", "transformers", "sae-lens", "papermill", "nbdev", "steerlab", "numpy", "pandas", "matplotlib")
@@ -75,11 +76,30 @@ def new_run_id() -> str:
     "A run id that sorts by start time: UTC date-time plus 4 random hex digits (20261128-071530-3f2a)."
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
+def code_hash() -> str:
+    "sha256 of the steerlab package's source: its modules and the registries shipped beside them."
+    package = Path(str(importlib.resources.files("steerlab")))
+    files = sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts)
+    return sha256_json({p.relative_to(package).as_posix(): sha256_file(p) for p in files})
+
+def run_key(slug: str, params: dict, notebook: Path) -> dict:
+    "What decides a run's numbers, and its hash: notebook, code, parameters, settings, lockfile, data and model weights."
+    from steerlab.data import registry
+    from steerlab.models import model_identity
+    lab, lock = settings(), settings().root / "requirements.lock"
+    chosen = run_settings(params)
+    parts = dict(notebook=sha256_file(notebook), code=code_hash(), params=params_hash(params), settings=chosen,
+                 lockfile=sha256_file(lock) if lock.is_file() else None, model=model_identity(chosen["model"]),
+                 data={e.name: e.sha256 for e in registry().values() if slug in e.papers})
+    return dict(key=sha256_json(parts), parts=parts)
+
 def new_manifest(slug: str, run_id: str, params: dict, notebook: Path, status: str) -> dict:
     "A run's manifest before the notebook runs; the run and the runner fill in the rest."
     lab = settings(seed=params.get("seed"))
+    key = run_key(slug, params, notebook)
     return dict(slug=slug, run_id=run_id, status=status, error=None, notebook=display_path(notebook),
-                params=params, params_hash=params_hash(params), seed=lab.seed, settings=None,
+                params=params, params_hash=params_hash(params), run_key=key["key"], key_parts=key["parts"],
+                seed=lab.seed, settings=None,
                 git=git_state(lab.root, [lab.runs_dir, lab.figures_dir]), versions=package_versions(), device=None,
                 inputs={display_path(notebook): dict(role="notebook", sha256=sha256_file(notebook))},
                 models=[], outputs={}, figures=[], results={}, timings=dict(start=now(), end=None, seconds=None))

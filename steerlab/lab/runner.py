@@ -159,11 +159,16 @@ def stability_table(folders: list[Path], seeds: list[int]):
     return table.reset_index(names="claim")
 
 def run_seeds(slug: str, seeds: list[int], params: dict | None = None, profile: str | None = None,
-              params_file: Path | str | None = None, log_output: bool = False):
-    "Run paper `slug` once per seed; return the run folders and the stability table (written to runs/<slug>/stability.csv, and published to figures/stability/<slug>.csv for the smoke profile's own parameters); the first seed's figures stay published."
+              params_file: Path | str | None = None, log_output: bool = False, force: bool = False):
+    "Run paper `slug` once per seed, as a sweep (a seed's run already finished with the same run key is reused unless `force`); return the run folders and the stability table (written to runs/<slug>/stability.csv, and published to figures/stability/<slug>.csv for the smoke profile's own parameters); the first seed's figures stay published."
+    from steerlab.lab.sweep import sweep
     if len(set(seeds)) != len(seeds) or not seeds: raise SteerlabError(f"seeds must be distinct and at least one, got {seeds}")
-    if "seed" in (params or {}): raise SteerlabError("give the seeds with --seeds, not as a parameter")
-    folders = [run_notebook(slug, {**(params or {}), "seed": seed}, profile, params_file, log_output) for seed in seeds]
+    runs = sweep([slug], list(seeds), profiles=[profile], params=params, params_file=params_file, log_output=log_output,
+                 force=force, progress=False)[1]
+    for job in runs[~runs.status.isin(["ok", "skipped"])].itertuples():
+        if isinstance(job.run_id, str): raise RunFailed(settings().runs_dir / slug / job.run_id, job.error)
+        raise SteerlabError(f"{slug} seed {job.seed}: {job.error}")
+    folders = [settings().runs_dir / slug / run_id for run_id in runs.run_id]
     table = stability_table(folders, seeds)
     targets = [settings().runs_dir / slug / "stability.csv"]
     if not params and params_file is None and profile in (None, "smoke"): targets.append(stability_path(slug))
