@@ -72,11 +72,13 @@ def _token_counts(tokenizer, texts: list[str], special: bool) -> dict[str, int]:
 
 def _prompt_chunks(prompts: list[str], batch_size: int, n_tokens: dict[str, int],
                    keys: list | None = None) -> list[tuple[list[str], list[list[int]]]]:
-    "Distinct prompts (or distinct `keys`, one per row), shortest first, in chunks of whole prompts holding at most `batch_size` rows (or one prompt) and little padding: [(prompts, rows of each)]."
+    "Distinct prompts (or distinct `keys`, one per row: (prompt, plan id)), shortest first — grouped by plan, in order of first use, when keys name plans — in chunks of whole prompts holding at most `batch_size` rows (or one prompt) and little padding: [(prompts, rows of each)]."
     rows_of = {}
     for i, key in enumerate(prompts if keys is None else keys): rows_of.setdefault(key, []).append(i)
+    plan_order = {} if keys is None else {plan: n for n, plan in enumerate(dict.fromkeys(key[1] for key in rows_of))}
+    group = lambda key: plan_order[key[1]] if plan_order else 0  # a chunk then hooks one plan or two, not every plan
     chunks, current, size, real = [], [], 0, 0
-    for key in sorted(rows_of, key=lambda k: n_tokens[prompts[rows_of[k][0]]]):
+    for key in sorted(rows_of, key=lambda k: (group(k), n_tokens[prompts[rows_of[k][0]]])):
         rows, width = len(rows_of[key]), n_tokens[prompts[rows_of[key][0]]]
         padding = (len(current) + 1) * width - (real + width)  # pad tokens of the chunk if this (longest) prompt joins
         if current and (size + rows > batch_size or padding > PAD_SLACK * (real + width) + PAD_FREE):
