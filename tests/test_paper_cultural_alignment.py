@@ -73,12 +73,6 @@ def test_cultural_alignment_other_values_bf16(other_run):
     assert table.iloc[5].verdict in sl.claims.STRENGTH  # C6 is measured when the arm runs
 
 
-def _noise_verdicts(rule, n: int = 100) -> list[str]:
-    "The verdict of `rule(rng)` -> (effect, null, sign) on `n` noise draws, as if on the paper's metric."
-    rng = np.random.default_rng(0)
-    return [sl.decide(effect, null, sign=sign)[0] for effect, null, sign in (rule(rng) for _ in range(n))]
-
-
 def test_format_effect_rule_rejects_noise():
     "Answers that ignore the format: the order effect does not clear its within-question label shuffles in >= 95% of draws."
     order = np.array(["ascending", "descending"] * 4)
@@ -88,8 +82,7 @@ def test_format_effect_rule_rejects_noise():
         effect = sl.bootstrap(lambda v: weighted_mean_difference(v, groups(v)), answers, n_boot=200, seed=int(rng.integers(1 << 30)))
         null = sl.Null.from_draws([weighted_mean_difference(d, groups(d)) for d in shuffled_within(answers, 50, int(rng.integers(1 << 30)))], "shuffles")
         return effect, null, 1
-    verdicts = _noise_verdicts(rule)
-    assert verdicts.count("reproduced") <= 5, verdicts.count("reproduced")
+    assert sl.noise_passes(rule) <= 5
 
 
 def test_spread_rules_reject_noise():
@@ -102,8 +95,7 @@ def test_spread_rules_reject_noise():
         effect = sl.bootstrap(spread_gap, formats, personas, paired=True, n_boot=200, seed=0)
         return effect, sl.Null.from_draws(shuffled_spread_gaps(formats, personas, 50, int(rng.integers(1 << 30))), "shuffles"), 1
     for rule in (against_countries, against_personas):
-        verdicts = _noise_verdicts(rule)
-        assert verdicts.count("reproduced") <= 5, (rule.__name__, verdicts.count("reproduced"))
+        assert sl.noise_passes(rule) <= 5, rule.__name__
 
 
 def test_steering_rule_rejects_noise():
@@ -111,8 +103,7 @@ def test_steering_rule_rejects_noise():
     def rule(rng):
         effect = sl.bootstrap(steering_gap, rng.uniform(size=(6, 4)), rng.uniform(size=6), rng.uniform(size=(6, 4)), paired=True, n_boot=200, seed=0)
         return effect, sl.Null.fixed(0.0, "as near"), 1
-    verdicts = _noise_verdicts(rule)
-    assert verdicts.count("reproduced") <= 5, verdicts.count("reproduced")
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("arch", ["llama"])  # the paper profile's family (Llama-3.1-8B-Instruct) and the smoke model's

@@ -54,20 +54,13 @@ def test_raptor_other_values_bf16(other_run):
     assert list(table.claim.str.split(":").str[0]) == IDS
 
 
-def _noise_verdicts(rule, n: int = 100) -> list[str]:
-    "The verdict of `rule(rng)` -> (effect, null) on `n` noise draws, as if on the paper's metric."
-    rng = np.random.default_rng(0)
-    return [sl.decide(*rule(rng))[0] for _ in range(n)]
-
-
 def test_paired_difference_rule_rejects_noise():
     "C1b/C4/C6b: two classifiers right at random on the same items: their paired difference does not clear 0 in >= 95% of draws."
     diff = lambda a, b: float(np.mean(a - b))
     def rule(rng):
         a, b = (rng.random(96) < 0.7).astype(float), (rng.random(96) < 0.7).astype(float)
         return sl.bootstrap(diff, a, b, paired=True, n_boot=300, seed=int(rng.integers(1 << 30))), sl.Null.fixed(0.0, "no difference")
-    verdicts = _noise_verdicts(rule)
-    assert verdicts.count("reproduced") <= 5, verdicts.count("reproduced")
+    assert sl.noise_passes(rule) <= 5
 
 
 def test_stability_rule_rejects_noise():
@@ -77,8 +70,7 @@ def test_stability_rule_rejects_noise():
     def rule(rng):
         effect = sl.bootstrap(diff, cosines(rng), cosines(rng), paired=True, n_boot=300, seed=int(rng.integers(1 << 30)))
         return effect, sl.Null.from_draws([diff(cosines(rng), cosines(rng)) for _ in range(8)], "noise")
-    verdicts = _noise_verdicts(rule)
-    assert verdicts.count("reproduced") <= 5, verdicts.count("reproduced")
+    assert sl.noise_passes(rule) <= 5
 
 
 def test_resample_cosines_of_a_probe():
@@ -97,8 +89,7 @@ def test_tracking_rule_rejects_noise():
     slopes = lambda rng: tracking_slopes(targets, rng.normal(size=(3, 12)))
     def rule(rng):
         return sl.bootstrap(lambda s: float(np.mean(s)), slopes(rng), n_boot=300), sl.Null.from_draws([slopes(rng).mean() for _ in range(8)], "noise")
-    verdicts = _noise_verdicts(rule)
-    assert verdicts.count("reproduced") <= 5, verdicts.count("reproduced")
+    assert sl.noise_passes(rule) <= 5
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma2", "mistral"])  # the smoke model's family and the paper profile's
