@@ -1,5 +1,5 @@
 "Sweeps: two notebooks x two seeds on the local process pool, on a local Ray cluster and through submitit; a killed job; finished runs skipped."
-import json, os, signal, threading, time
+import json, os, shutil, signal, subprocess, sys, threading, time
 
 import pandas as pd
 import pytest
@@ -33,8 +33,15 @@ def test_local_sweep_then_rerun_skips_what_finished(lab):
 
 
 def test_ray_sweep_on_a_local_cluster(lab):
-    folder, runs, stability = sweep(["tiny", "verdicts"], [0, 1], executor="ray", workers=2, progress=False)
-    check_sweep(folder, runs, stability, ["ok"] * 4)
+    "A real Ray cluster of 2 CPUs, started by the sweep in a network namespace that has only loopback: nothing it opens is reachable from outside."
+    if shutil.which("unshare") is None or shutil.which("ip") is None: pytest.fail("the Ray test needs unshare and ip (util-linux, iproute2)")
+    run = "from steerlab.lab.sweep import sweep; sweep(['tiny', 'verdicts'], [0, 1], executor='ray', workers=2, out=sys.argv[1], progress=False)"
+    command = [sys.executable, "-c", "import sys; " + run, str(lab / "sweep")]
+    isolated = ["unshare", "--net", "--map-root-user", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *command]
+    done = subprocess.run(isolated, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = pd.read_csv(lab / "sweep" / "runs.csv")
+    check_sweep(lab / "sweep", runs, pd.read_csv(lab / "sweep" / "stability.csv"), ["ok"] * 4)
 
 
 def test_submitit_path_with_its_local_executor(lab):
