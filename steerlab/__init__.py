@@ -20,7 +20,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "generate": ["generate", "generate_conditions"],
     "editing": ["Edit", "Edits", "out_matrix", "fold", "orthogonalize", "ablate_everywhere", "edit_head", "edit_neuron", "head_write_direction",
                 "save_edited"],
-    "data": ["fetch", "load", "serve_mirror", "files_for"],
+    "data": ["fetch", "load", "serve_mirror", "files_for", "parallel_texts", "draw_with_targets"],
     "vectors": ["Vector", "hash_data", "save_vectors", "load_vectors", "diff_in_means", "pca_direction",
                 "probe_direction", "lda_direction", "export_gguf", "import_gguf"],
     "evals": ["token_nll", "perplexity", "option_logprobs", "option_probs", "option_entropy", "next_token_logprobs", "continuation_logprobs",

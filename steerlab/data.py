@@ -5,10 +5,12 @@
 # %% ../nbs/08_data.ipynb #a7efe93f
 from __future__ import annotations
 import contextlib, functools, http.server, importlib.resources, json, random, sys, threading, warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 import pooch
 import pyarrow as pa
@@ -26,7 +28,8 @@ __all__ = ['FORMATS', 'LOCAL', 'LAB_ROOT', 'GITHUB_RAW', 'BIG_FILE', 'PARSERS', 
            'registry', 'entry', 'mirror_url', 'cache_file', 'fetch', 'MirrorHandler', 'serve_mirror', 'load',
            'load_groups', 'load_advbench', 'load_alpaca', 'load_truthfulqa', 'load_gsm8k', 'load_math500', 'caa_item',
            'load_caa', 'load_bipo', 'load_assistant_axis_roles', 'load_assistant_axis_traits',
-           'load_assistant_axis_questions', 'load_esr_prompts', 'files_for', 'data_list', 'data_fetch', 'data_verify']
+           'load_assistant_axis_questions', 'load_esr_prompts', 'parallel_texts', 'draw_with_targets', 'files_for',
+           'data_list', 'data_fetch', 'data_verify']
 
 # %% ../nbs/08_data.ipynb #64fe6163
 FORMATS = ("json", "jsonl", "csv", "parquet", "arrow", "txt")
@@ -73,7 +76,6 @@ def entry(name: str) -> Entry:
     "The registry entry called `name`; an unknown name suggests close matches."
     if name not in registry(): raise unknown_name("data file", name, registry())
     return registry()[name]
-
 
 # %% ../nbs/08_data.ipynb #c623967b
 GITHUB_RAW = "https://raw.githubusercontent.com"
@@ -139,7 +141,6 @@ def fetch(name: str | Entry) -> Path:
     record_input(path, role=f"data:{e.name}")  # the run's manifest lists every data file it read
     return path
 
-
 # %% ../nbs/08_data.ipynb #6bdd3c50
 class MirrorHandler(http.server.SimpleHTTPRequestHandler):
     "Serves the files of one folder, without logging each request."
@@ -196,7 +197,6 @@ def load_groups(name: str, by: str, field: str) -> dict[str, list]:
         if missing: raise unknown_name(f"field of {name}", missing[0], record)
         groups.setdefault(record[by], []).append(record[field])
     return groups
-
 
 # %% ../nbs/08_data.ipynb #1caf1305
 def load_advbench(split: str = "all") -> list[dict]:
@@ -279,6 +279,19 @@ def load_esr_prompts() -> list[dict]:
     "The 38 ESR 'Explain how ...' prompts with the repo's unsteered reference answers, as {'prompt', 'normal_response'}."
     answers = load("esr_normal_responses")["normal_responses"]
     return [{"prompt": prompt, "normal_response": answers[prompt]} for prompt in load("esr_prompts")]
+
+# %% ../nbs/08_data.ipynb #3c0f5b64
+def parallel_texts(rows: Sequence[dict], kind: str, languages: Sequence[str]) -> pd.DataFrame:
+    "The parallel records of one kind ('sentence' or 'question'), one column per language of `languages`."
+    kinds = {row["kind"] for row in rows}
+    if kind not in kinds: raise ValueError(f"kind {kind!r} is not one of {sorted(kinds)}")
+    return pd.DataFrame([{lang: row[lang] for lang in languages} for row in rows if row["kind"] == kind])
+
+def draw_with_targets(items: pd.DataFrame, n: int, targets: Sequence[str], seed: int = 0) -> pd.DataFrame:
+    "`n` rows of `items` drawn without replacement by `seed`, each given a `target` from `targets` in turn."
+    if not len(targets) <= n <= len(items): raise ValueError(f"n must lie in {len(targets)}..{len(items)}, got {n}")
+    rows = np.random.default_rng(seed).choice(len(items), n, replace=False)
+    return items.iloc[rows].reset_index(drop=True).assign(target=[targets[i % len(targets)] for i in range(n)])
 
 # %% ../nbs/08_data.ipynb #0244c2e9
 def _paper_slugs() -> list[str]:

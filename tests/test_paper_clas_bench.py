@@ -6,7 +6,7 @@ import torch
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.clas_bench import (METHODS, SOURCE, TARGETS, eval_items, family_gap, language_direction, language_states, parallel_texts,
+from steerlab.methods.clas_bench import (METHODS, SOURCE, TARGETS, family_gap, language_direction, language_states,
                                          score_gap, shuffled_targets, steering_score, swapped_gaps)
 
 SLUG = "clas_bench"  # the notebook the shared smoke_run fixture runs
@@ -18,14 +18,14 @@ CLAIMS = [f"C{i}" for i in range(1, 10)]
 def test_parallel_texts():
     "24 sentences and 24 questions, each in the four languages, each text identified as its own language; the question draw is fixed by the seed."
     texts = load("parallel_texts")
-    sentences, questions = parallel_texts(texts, "sentence"), parallel_texts(texts, "question")
+    sentences, questions = sl.parallel_texts(texts, "sentence", (SOURCE, *TARGETS)), sl.parallel_texts(texts, "question", (SOURCE, *TARGETS))
     assert len(sentences) == len(questions) == 24 and list(sentences.columns) == [SOURCE, *TARGETS]
     assert not set(sentences.en) & set(questions.en)
     for lang in (SOURCE, *TARGETS):
         assert sl.language_of(list(sentences[lang]) + list(questions[lang]), [SOURCE, *TARGETS]) == [lang] * 48, lang
-    items = eval_items(questions, 16, seed=2)
+    items = sl.draw_with_targets(questions, 16, TARGETS, seed=2)
     assert items.en.is_unique and items.target.value_counts().to_dict() == {"fr": 6, "es": 5, "de": 5}
-    assert eval_items(questions, 16, seed=2).en.tolist() == items.en.tolist()
+    assert sl.draw_with_targets(questions, 16, TARGETS, seed=2).en.tolist() == items.en.tolist()
 
 
 @pytest.mark.notebook

@@ -6,8 +6,8 @@ import torch
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.neural_foxp2 import (SOURCE, TARGETS, block_states, compact_shift, eval_items, language_neurons, mismatched, neuron_shift,
-                                           parallel_texts, reply_success)
+from steerlab.methods.neural_foxp2 import (SOURCE, TARGETS, block_states, compact_shift, language_neurons, mismatched, neuron_shift,
+                                           reply_success)
 
 SLUG = "neural_foxp2"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(n_vector=12, n_eval=4, window_depth=0.3, max_rank=2, neuron_share=0.1, strength=0.3, max_new_tokens=8, n_random=8, n_control=2,
@@ -19,11 +19,11 @@ CLAIMS = [f"C{i}" for i in range(1, 8)]
 def test_parallel_texts():
     "24 sentences per language in English, French and Spanish, each identified as its own language; the question draw alternates fr, es."
     texts = load("parallel_texts")
-    sentences, questions = parallel_texts(texts, "sentence"), parallel_texts(texts, "question")
+    sentences, questions = sl.parallel_texts(texts, "sentence", (SOURCE, *TARGETS)), sl.parallel_texts(texts, "question", (SOURCE, *TARGETS))
     assert len(sentences) == len(questions) == 24 and list(sentences.columns) == [SOURCE, *TARGETS]
     for lang in (SOURCE, *TARGETS):
         assert reply_success(list(sentences[lang]), [lang] * 24).success.eq(1).all(), lang
-    items = eval_items(questions, 16, seed=3)
+    items = sl.draw_with_targets(questions, 16, TARGETS, seed=3)
     assert items.target.value_counts().to_dict() == {"fr": 8, "es": 8} and items.en.is_unique
 
 

@@ -15,25 +15,13 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['SOURCE', 'TARGETS', 'FAMILY', 'METHODS', 'parallel_texts', 'eval_items', 'language_states', 'language_direction',
-           'reply_scores', 'steering_score', 'score_gap', 'swapped_gaps', 'family_gap', 'shuffled_targets', 'figures']
+__all__ = ['SOURCE', 'TARGETS', 'FAMILY', 'METHODS', 'language_states', 'language_direction', 'reply_scores', 'steering_score',
+           'score_gap', 'swapped_gaps', 'family_gap', 'shuffled_targets', 'figures']
 
 # %% ../../nbs/papers/clas_bench.ipynb #5e80bf23
 SOURCE, TARGETS = "en", ("fr", "es", "de")
 FAMILY = {"en": "Germanic", "de": "Germanic", "fr": "Romance", "es": "Romance"}
 METHODS = ("diffmean", "probe", "lda", "pca")
-
-def parallel_texts(rows: Sequence[dict], kind: str) -> pd.DataFrame:
-    "The parallel records of one kind ('sentence' or 'question'), one column per language."
-    kinds = {row["kind"] for row in rows}
-    if kind not in kinds: raise ValueError(f"kind {kind!r} is not one of {sorted(kinds)}")
-    return pd.DataFrame([{lang: row[lang] for lang in (SOURCE, *TARGETS)} for row in rows if row["kind"] == kind])
-
-def eval_items(questions: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
-    "`n` questions drawn by `seed`, each with its target language, in turn fr, es, de."
-    if not len(TARGETS) <= n <= len(questions): raise ValueError(f"n must lie in {len(TARGETS)}..{len(questions)}, got {n}")
-    rows = np.random.default_rng(seed).choice(len(questions), n, replace=False)
-    return questions.iloc[rows].reset_index(drop=True).assign(target=[TARGETS[i % len(TARGETS)] for i in range(n)])
 
 # %% ../../nbs/papers/clas_bench.ipynb #57b593be
 def language_states(model, tokenizer, texts: Sequence[str], sites: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:

@@ -14,25 +14,13 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['SOURCE', 'TARGETS', 'LANGUAGES', 'parallel_texts', 'eval_items', 'block_states', 'shift_spectrum', 'effective_rank',
-           'eigengap_rank', 'held_out_share', 'compact_shift', 'mismatched', 'neuron_scores', 'language_neurons',
-           'neuron_shift', 'reply_success', 'figures']
+__all__ = ['SOURCE', 'TARGETS', 'LANGUAGES', 'block_states', 'shift_spectrum', 'effective_rank', 'eigengap_rank',
+           'held_out_share', 'compact_shift', 'mismatched', 'neuron_scores', 'language_neurons', 'neuron_shift',
+           'reply_success', 'figures']
 
 # %% ../../nbs/papers/neural_foxp2.ipynb #0963810d
 SOURCE, TARGETS = "en", ("fr", "es")
 LANGUAGES = ("en", "fr", "es", "de")  # the languages the identifier chooses among
-
-def parallel_texts(rows: Sequence[dict], kind: str) -> pd.DataFrame:
-    "The parallel records of one kind ('sentence' or 'question'), one column per language of SOURCE and TARGETS."
-    kinds = {row["kind"] for row in rows}
-    if kind not in kinds: raise ValueError(f"kind {kind!r} is not one of {sorted(kinds)}")
-    return pd.DataFrame([{lang: row[lang] for lang in (SOURCE, *TARGETS)} for row in rows if row["kind"] == kind])
-
-def eval_items(questions: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
-    "`n` questions drawn by `seed`, each with its target language, in turn fr, es."
-    if not len(TARGETS) <= n <= len(questions): raise ValueError(f"n must lie in {len(TARGETS)}..{len(questions)}, got {n}")
-    rows = np.random.default_rng(seed).choice(len(questions), n, replace=False)
-    return questions.iloc[rows].reset_index(drop=True).assign(target=[TARGETS[i % len(TARGETS)] for i in range(n)])
 
 # %% ../../nbs/papers/neural_foxp2.ipynb #1247ebfa
 def block_states(model, tokenizer, texts: Sequence[str], sites: Sequence[str], batch_size: int = 32) -> np.ndarray:
