@@ -9,7 +9,7 @@ from bs4 import BeautifulSoup
 from steerlab.errors import SteerlabError
 from steerlab.lab.cite import cite
 from steerlab.lab.cli import main
-from steerlab.lab.report import chromium, report_html, report_pdf
+from steerlab.lab.report import chromium, report_html
 
 SLUG = "quickstart"  # the lab's cheapest run: the shared smoke_run fixture runs it once for this file
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import re
 from importlib import resources
-from pathlib import Path
 
 import yaml
 
@@ -49,7 +48,7 @@ def bibtex_authors(authors: list[dict]) -> str:
     return " and ".join(bibtex_escape(name) for name in names)
 
 # %% ../../nbs/17a_cite.ipynb #f35c9e8e
-def paper_entry(slug: str, reference: dict) -> str:
+def paper_entry(reference: dict) -> str:
     "The BibTeX entry of a CITATION.cff reference, keyed family-name + year + first title word (dang2026selective)."
     first_word = re.sub(r"[^a-z0-9]", "", reference["title"].split()[0].lower())
     key = re.sub(r"[^a-z]", "", reference["authors"][0]["family-names"].lower()) + str(reference["year"]) + first_word
@@ -70,7 +69,7 @@ def cite(slug: str, run_id: str | None = None) -> str:
     citation, lines = citation_file(), []
     reference = paper_reference(slug, citation)
     if reference is None: lines.append(f"% {slug} is one of the lab's own notebooks: no paper of its own to cite")
-    else: lines.append(paper_entry(slug, reference))
+    else: lines.append(paper_entry(reference))
     try: run = Run.load(find_run(slug, run_id))
     except SteerlabError as e:
         if run_id is not None: raise
