@@ -29,9 +29,9 @@ def needs_chromium():
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
 
 
-def rendered(url: str, screenshot: Path) -> BeautifulSoup:
-    "The DOM of `url` after headless Chromium loaded it and ran its scripts; a screenshot of it is saved to `screenshot`."
-    chromium("--hide-scrollbars", "--window-size=1280,2000", f"--screenshot={screenshot}", url)
+def rendered(url: str, screenshot: Path, height: int = 2000) -> BeautifulSoup:
+    "The DOM of `url` after headless Chromium loaded it and ran its scripts; a screenshot of its top `height` pixels is saved to `screenshot`."
+    chromium("--hide-scrollbars", f"--window-size=1280,{height}", f"--screenshot={screenshot}", url)
     return BeautifulSoup(chromium("--virtual-time-budget=10000", "--dump-dom", url), "html.parser")
 
 
@@ -91,7 +91,7 @@ def test_report_cli_pdf_and_paper_page_in_headless_chromium(lab, tmp_path):
     print(f"reduced site (1 manual page, 1 paper page) built in {time.perf_counter() - started:.1f} s")
     for html in site.rglob("*.html"):
         assert not re.search(r'<(script|link|img)\b[^>]*\b(src|href)="(https?:)?//', html.read_text()), f"{html.name} loads from the network"
-    page = rendered((site / "papers" / f"{SLUG}.html").as_uri(), ARTIFACTS / "paper_page.png")
+    page = rendered((site / "papers" / f"{SLUG}.html").as_uri(), ARTIFACTS / "paper_page.png", height=12000)  # the whole page
     assert page.find("h1").text.strip().startswith("Quickstart")
     tables = [table for table in page.select("table") if "verdict" in [th.text for th in table.select("th")]]
     assert len(tables) == 1 and len(tables[0].select("tbody tr")) == 3  # the notebook's paper-vs-run table
