@@ -71,8 +71,7 @@ def site_config(docs: Path, site: Path, manual: list[str], papers: list[str]) ->
     return dict(site_name="steerlab", docs_dir=str(docs), site_dir=str(site), use_directory_urls=False,
                 theme=dict(name="material", font=False, features=["navigation.sections"]),
                 markdown_extensions=["tables", "toc", "pymdownx.highlight", "pymdownx.superfences"],
-                plugins=[{"mkdocs-jupyter": dict(execute=False, cache=False, include_requirejs=False, custom_mathjax_url="",
-                                                           ignore_h1_titles=False)}],
+                plugins=[{"mkdocs-jupyter": dict(execute=False, cache=False, include_requirejs=False, custom_mathjax_url="")}],
                 extra_javascript=["images-loaded.js"],
                 nav=[{"Papers and verdicts": "index.md"}, {"Manual": manual}, {"Papers": papers}])
 
