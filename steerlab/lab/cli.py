@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['COMMANDS', 'build_parser', 'shown', 'list_command', 'run_command', 'sweep_command', 'figures_command', 'data_command',
-           'prefetch_command', 'bench_command', 'main']
+           'prefetch_command', 'bench_command', 'report_command', 'cite_command', 'main']
 
 # %% ../../nbs/15_cli.ipynb #500f0736
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     prefetch.add_argument("--profile", default="paper", help="the profile whose needs are fetched (default: paper)")
     prefetch.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     prefetch.add_argument("--dry-run", action="store_true", help="list what would be fetched, fetch nothing")
+    report = commands.add_parser("report", help="write a self-contained HTML report of a run (claims, table, figures with provenance)")
+    report.add_argument("slug")
+    report.add_argument("--run", dest="run_id", help="the run to report (default: the latest successful run)")
+    report.add_argument("--out", help="where to write it (default: report.html, or report.pdf, in the run folder)")
+    report.add_argument("--pdf", action="store_true", help="also print it to PDF with headless Chromium")
+    cite = commands.add_parser("cite", help="print BibTeX for a paper and for the lab, with the run whose figures are cited")
+    cite.add_argument("slug")
+    cite.add_argument("--run", dest="run_id", help="the run whose figures are cited (default: the latest successful run)")
     commands.add_parser("bench", help="measure steering overheads (arguments go to steerlab.lab.bench)", add_help=False)
     return parser
 
@@ -150,9 +158,23 @@ def bench_command(args, extra: list[str]) -> int:
     from steerlab.lab.bench import main as bench_main
     return bench_main(extra) or 0
 
+# %% ../../nbs/15_cli.ipynb #5e7a0c31
+def report_command(args) -> int:
+    "Write a run's HTML report (and its PDF with --pdf) and print where."
+    from steerlab.lab.report import report_html, report_pdf
+    path = (report_pdf if args.pdf else report_html)(args.slug, args.run_id, args.out)
+    print(shown(path))
+    return 0
+
+def cite_command(args) -> int:
+    "Print BibTeX for a paper and for the lab."
+    from steerlab.lab.cite import cite
+    print(cite(args.slug, args.run_id), end="")
+    return 0
+
 # %% ../../nbs/15_cli.ipynb #7f18a077
 COMMANDS = {"list": list_command, "run": run_command, "sweep": sweep_command, "figures": figures_command,
-            "data": data_command, "prefetch": prefetch_command}
+            "data": data_command, "prefetch": prefetch_command, "report": report_command, "cite": cite_command}
 
 def main(argv: list[str] | None = None) -> int:
     "The `steerlab` command; returns its exit status."
