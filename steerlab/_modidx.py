@@ -266,6 +266,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'steerlab.lab.docs.manual_notebooks': ('docs.html#manual_notebooks', 'steerlab/lab/docs.py'),
                                    'steerlab.lab.docs.manual_page': ('docs.html#manual_page', 'steerlab/lab/docs.py'),
                                    'steerlab.lab.docs.no_run_page': ('docs.html#no_run_page', 'steerlab/lab/docs.py'),
+                                   'steerlab.lab.docs.page_notebook': ('docs.html#page_notebook', 'steerlab/lab/docs.py'),
                                    'steerlab.lab.docs.site_config': ('docs.html#site_config', 'steerlab/lab/docs.py'),
                                    'steerlab.lab.docs.smoke_run': ('docs.html#smoke_run', 'steerlab/lab/docs.py')},
             'steerlab.lab.figures': { 'steerlab.lab.figures.check_name': ('figures.html#check_name', 'steerlab/lab/figures.py'),

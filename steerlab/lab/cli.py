@@ -163,6 +163,7 @@ def report_command(args) -> int:
     "Write a run's HTML report (and its PDF with --pdf) and print where."
     from steerlab.lab.report import report_html, report_pdf
     path = (report_pdf if args.pdf else report_html)(args.slug, args.run_id, args.out)
+    if args.pdf: print(shown(path.with_suffix(".html")))  # the PDF is printed from the HTML beside it
     print(shown(path))
     return 0
 

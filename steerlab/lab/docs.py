@@ -15,7 +15,8 @@ from .report import IMAGES_LOADED_JS
 from .runner import run_manifests, stability_path, summary_markdown, verdict_summary
 
 # %% auto #0
-__all__ = ['smoke_run', 'manual_notebooks', 'manual_page', 'no_run_page', 'index_page', 'site_config', 'build_site']
+__all__ = ['smoke_run', 'manual_notebooks', 'manual_page', 'no_run_page', 'index_page', 'page_notebook', 'site_config',
+           'build_site']
 
 # %% ../../nbs/18_docs.ipynb #9b6a94db
 def smoke_run(slug: str) -> Path | None:
@@ -65,6 +66,17 @@ def index_page(slugs: list[str], runs: dict[str, Path | None]) -> str:
         lines.append(f"| [{notebook_title(papers_dir() / f'{slug}.ipynb')}]({page}) `{slug}` | {run} | " + " | ".join(counts) + " |")
     return "\n".join(lines) + "\n"
 
+# %% ../../nbs/18_docs.ipynb #2b9a2a55
+def page_notebook(executed: Path, target: Path) -> Path:
+    "Copy executed notebook `executed` to `target` without its stderr streams; return `target`."
+    import nbformat
+    notebook = nbformat.read(executed, as_version=4)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+    nbformat.write(notebook, target)
+    return target
+
 # %% ../../nbs/18_docs.ipynb #4143266b
 def site_config(docs: Path, site: Path, manual: list[str], papers: list[str]) -> dict:
     "The MkDocs configuration of the site: Material theme without web fonts, highlighted code, paper notebooks rendered as they ran."
@@ -92,7 +104,7 @@ def build_site(site_dir: Path | str | None = None, manual: list[Path] | None = N
         runs, pages = {slug: smoke_run(slug) for slug in slugs}, []
         for slug in slugs:
             if runs[slug]:
-                shutil.copy2(runs[slug] / "notebook.ipynb", docs / "papers" / f"{slug}.ipynb")
+                page_notebook(runs[slug] / "notebook.ipynb", docs / "papers" / f"{slug}.ipynb")
                 pages.append(f"papers/{slug}.ipynb")
             else:
                 (docs / "papers" / f"{slug}.md").write_text(no_run_page(slug, docs / "papers"))
