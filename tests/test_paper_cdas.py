@@ -108,6 +108,6 @@ def test_method_on_bf16_tiny_model(arch, tokenizer):
     assert scores.shape == (2,) and np.isfinite(scores).all()
     nll = reference_nll(net, tokenizer, pd.DataFrame(dict(prompt=pairs.harmless, reference=["Apple.", "Soft rain falls."])), 4, plans=[plan, None])
     assert (nll > 0).all()
-    jsd = interchange_jsd(net, tokenizer, site, torch.stack([u, -u]), list(pairs.harmless), list(pairs.harmful), list(pairs.refusal))
-    assert jsd.shape == (2, 2) and (jsd >= 0).all()
-    assert np.allclose(jsd[0], jsd[1], atol=1e-3)  # the subspace of u and of −u is the same
+    jsd = interchange_jsd(net, tokenizer, site, [None, u, -u], list(pairs.harmless), list(pairs.harmful), list(pairs.refusal))
+    assert jsd.shape == (3, 2) and (jsd >= 0).all()
+    assert np.allclose(jsd[1], jsd[2], atol=1e-3)  # the subspace of u and of −u is the same
