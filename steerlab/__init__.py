@@ -33,7 +33,7 @@ _PUBLIC = {  # module -> the public names it gives `steerlab`
     "features": ["pool_tokens", "top_units", "mean_difference", "standardised_difference", "unit_auroc", "firing_rate", "unit_table",
                  "lexicon_masks", "lexicon_contrast", "top_token_match", "logit_lens_tokens", "label_latent", "select_units",
                  "count_units", "matched_random_units", "permuted_labels"],
-    "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted", "swapped",
+    "controls": ["random_directions", "random_subspaces", "random_planes", "random_rank1", "permutations", "permuted", "swapped", "swapped_means",
                  "random_subsets"],
     "claims": ["ClaimTable", "Interval", "Null", "bootstrap", "decide", "tolerance", "weakest", "top_share", "top_share_claim", "change_claim", "noise_passes"],
     "scorers": ["language_of", "language_share", "readability", "lexical_diversity", "distinct_n", "embed", "similarity",

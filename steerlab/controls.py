@@ -11,7 +11,7 @@ from .errors import SteerlabError
 
 # %% auto #0
 __all__ = ['MIN_DRAWS', 'random_directions', 'random_subspaces', 'random_planes', 'random_rank1', 'permutations', 'permuted',
-           'random_subsets', 'swapped']
+           'random_subsets', 'swapped', 'swapped_means']
 
 # %% ../nbs/10a_controls.ipynb #bfb54dee
 MIN_DRAWS = 8  # fewer draws give a null whose 95th percentile is mostly noise
@@ -72,3 +72,8 @@ def swapped(first, second, n: int = MIN_DRAWS, seed: int = 0) -> list[tuple[np.n
         swap = (rng.random(len(a)) < 0.5).reshape(-1, *[1] * (a.ndim - 1))  # (n_items, 1, ...)
         out.append((np.where(swap, b, a), np.where(swap, a, b)))
     return out
+
+# %% ../nbs/10a_controls.ipynb #87d2a516
+def swapped_means(first, second, n: int = MIN_DRAWS, seed: int = 0) -> list[float]:
+    "Mean of first − second over items under `swapped`, n draws: the null of two arms that act alike."
+    return [float((a - b).mean()) for a, b in swapped(first, second, n, seed)]

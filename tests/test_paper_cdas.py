@@ -7,7 +7,7 @@ import torch
 import steerlab as sl
 from steerlab.data import load
 from steerlab.methods.cdas import (chat_prompts, first_tokens, interchange_jsd, last_states, pair_loss, reference_nll, refusal_openers,
-                                   refusal_score, steering_factors, swapped_means)
+                                   refusal_score, steering_factors)
 
 SLUG = "cdas"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(layer=10, n_train=8, n_val=4, n_test=12, steps=2, train_batch=2, eval_every=1, patience=1, n_controls=8, n_control=2,
@@ -68,7 +68,7 @@ def test_swap_rule_rejects_noise():
     "C3/C4: two arms that act alike do not clear the swapped-arms null in >= 95% of draws."
     def rule(rng):
         a, b = rng.normal(size=16), rng.normal(size=16)
-        return sl.bootstrap(np.mean, a - b, n_boot=200, seed=0), sl.Null.from_draws(swapped_means(a, b, 50, 0), "swapped")
+        return sl.bootstrap(np.mean, a - b, n_boot=200, seed=0), sl.Null.from_draws(sl.swapped_means(a, b, 50, 0), "swapped")
     assert sl.noise_passes(rule, 100) <= 0.05
 
 

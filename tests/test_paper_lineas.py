@@ -7,7 +7,7 @@ import torch
 import steerlab as sl
 from steerlab.data import load
 from steerlab.methods.lineas import (affine_plan, first_tokens, kept_units, local_ot_maps, mean_shift_plan, random_sparse_maps,
-                                     sparsity_step, swapped_means, text_logprobs, transport_cost, transport_loss)
+                                     sparsity_step, text_logprobs, transport_cost, transport_loss)
 
 SLUG = "lineas"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(layers=[5, 12, 20], max_tokens=16, n_source=8, n_val=4, n_target=12, steps=3, eval_every=2, n_eval=12,
@@ -84,7 +84,7 @@ def test_swap_rules_reject_noise():
     "C3, C4: two arms that act alike do not clear the swapped-arms null in >= 95% of draws (per-item means and the transport-cost gap)."
     def rule(rng):
         a, b = rng.normal(size=24), rng.normal(size=24)
-        return sl.bootstrap(np.mean, a - b, n_boot=200, seed=0), sl.Null.from_draws(swapped_means(a, b, 50, 0), "swapped"), -1
+        return sl.bootstrap(np.mean, a - b, n_boot=200, seed=0), sl.Null.from_draws(sl.swapped_means(a, b, 50, 0), "swapped"), -1
     assert sl.noise_passes(rule, 100) <= 0.05
     def cost_rule(rng):
         a, b, t = rng.normal(size=(16, 6)), rng.normal(size=(16, 6)), rng.normal(size=(12, 6))

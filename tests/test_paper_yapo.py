@@ -8,7 +8,7 @@ from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
 import steerlab as sl
 from steerlab.data import load
-from steerlab.methods.yapo import LatentVector, behavior_pairs, bipo_step_loss, heldout_bipo_loss, pair_logprobs, swapped_means
+from steerlab.methods.yapo import LatentVector, behavior_pairs, bipo_step_loss, heldout_bipo_loss, pair_logprobs
 
 SLUG = "yapo"  # the notebook the shared smoke_run fixture runs
 OTHER_PARAMS = dict(sae="default-l5", behavior="wealth-seeking", n_train=8, n_test=12, steps=2, train_batch=2, n_controls=8, n_control=1, n_swaps=50)
@@ -64,7 +64,7 @@ def test_swap_rule_rejects_noise():
     "C3-C5: two arms that act alike do not clear the swapped-arms null in >= 95% of draws."
     def rule(rng):
         a, b = rng.normal(size=12), rng.normal(size=12)
-        return sl.bootstrap(np.mean, a - b, n_boot=200, seed=0), sl.Null.from_draws(swapped_means(a, b, 50, 0), "swapped")
+        return sl.bootstrap(np.mean, a - b, n_boot=200, seed=0), sl.Null.from_draws(sl.swapped_means(a, b, 50, 0), "swapped")
     assert sl.noise_passes(rule, 100) <= 0.05
 
 

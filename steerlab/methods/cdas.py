@@ -15,7 +15,7 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['refusal_openers', 'short', 'chat_prompts', 'pair_loss', 'last_states', 'steering_factors', 'first_tokens',
-           'refusal_score', 'reference_nll', 'RowInterchange', 'interchange_jsd', 'swapped_means', 'figures']
+           'refusal_score', 'reference_nll', 'RowInterchange', 'interchange_jsd', 'figures']
 
 # %% ../../nbs/papers/cdas.ipynb #f6633a76
 def refusal_openers(refusal_rows: pd.DataFrame) -> pd.DataFrame:
@@ -98,11 +98,6 @@ def interchange_jsd(model, tokenizer, site: str, directions: Sequence[torch.Tens
         logits, _, mask = sl.completion_logits(model, tokenizer, list(base) * len(directions), list(completions) * len(directions), plan)
     jsd = [float(sl.js_divergence(logits[r], target[r % n], mask[r])) for r in range(len(logits))]
     return np.array(jsd).reshape(len(directions), n)
-
-# %% ../../nbs/papers/cdas.ipynb #72e1864e
-def swapped_means(first: np.ndarray, second: np.ndarray, n: int, seed: int = 0) -> list[float]:
-    "Mean of first − second with each item's pair swapped between the arms at random, n draws: the null of two arms that act alike."
-    return [float((a - b).mean()) for a, b in sl.swapped(first, second, n, seed)]
 
 # %% ../../nbs/papers/cdas.ipynb #15a5a29e
 def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:

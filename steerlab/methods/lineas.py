@@ -15,8 +15,7 @@ import steerlab as sl
 
 # %% auto #0
 __all__ = ['first_tokens', 'split_words', 'affine_plan', 'transport_loss', 'sparsity_step', 'kept_units', 'fixed_affine',
-           'random_sparse_maps', 'local_ot_maps', 'mean_shift_plan', 'text_logprobs', 'transport_cost', 'swapped_means',
-           'figures']
+           'random_sparse_maps', 'local_ot_maps', 'mean_shift_plan', 'text_logprobs', 'transport_cost', 'figures']
 
 # %% ../../nbs/papers/lineas.ipynb #a7538e7e
 def first_tokens(tokenizer, texts: Sequence[str], n: int) -> list[str]:
@@ -98,11 +97,6 @@ def transport_cost(steered, target) -> float:
     "Mean over units of the 1-D W1 between two samples (items, units), quantile-interpolated when their sizes differ."
     as_tensor = lambda a: torch.as_tensor(np.ascontiguousarray(a, dtype=np.float32))
     return float(sl.wasserstein_1d(as_tensor(steered), as_tensor(target)).mean())
-
-# %% ../../nbs/papers/lineas.ipynb #d2b828e3
-def swapped_means(first: np.ndarray, second: np.ndarray, n: int, seed: int = 0) -> list[float]:
-    "Mean of first − second with each item's pair swapped between the arms at random, n draws: the null of two arms that act alike."
-    return [float((a - b).mean()) for a, b in sl.swapped(first, second, n, seed)]
 
 # %% ../../nbs/papers/lineas.ipynb #c16a6a8d
 def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:

@@ -16,8 +16,7 @@ from matplotlib import pyplot as plt
 import steerlab as sl
 
 # %% auto #0
-__all__ = ['BEHAVIORS', 'behavior_pairs', 'LatentVector', 'bipo_step_loss', 'pair_logprobs', 'heldout_bipo_loss', 'swapped_means',
-           'figures']
+__all__ = ['BEHAVIORS', 'behavior_pairs', 'LatentVector', 'bipo_step_loss', 'pair_logprobs', 'heldout_bipo_loss', 'figures']
 
 # %% ../../nbs/papers/yapo.ipynb #bbb5568a
 BEHAVIORS = ("power-seeking", "wealth-seeking", "hallucination")
@@ -78,11 +77,6 @@ def heldout_bipo_loss(base: np.ndarray, plus: np.ndarray, minus: np.ndarray, bet
     "Each held-out item's BiPO loss, the mean over m = ±1, from its log-odds (matching − not matching) unsteered and at ±m: (n,)."
     softplus = lambda x: np.logaddexp(0.0, x)
     return 0.5 * (softplus(-beta * (plus - base)) + softplus(beta * (minus - base)))
-
-# %% ../../nbs/papers/yapo.ipynb #b972aa04
-def swapped_means(first: np.ndarray, second: np.ndarray, n: int, seed: int = 0) -> list[float]:
-    "Mean of first − second with each item's pair swapped between the arms at random, n draws: the null of two arms that act alike."
-    return [float((a - b).mean()) for a, b in sl.swapped(first, second, n, seed)]
 
 # %% ../../nbs/papers/yapo.ipynb #f3379f6e
 def figures(tables: dict[str, pd.DataFrame]) -> dict[str, plt.Figure]:
